@@ -1,0 +1,247 @@
+"""The span model every ingestion path produces, and the reasons a span is rejected.
+
+`Span` is the full record (used by loaders, clients, exemplars, the agent).
+`SpanBatch` is the columnar form the hot ingest path works on: numpy columns
+for the numbers, one Python list for keys, and a lazy way back to full spans.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTE_VALUE_CHARS",
+    "RejectCounter",
+    "RejectReason",
+    "Span",
+    "SpanBatch",
+    "SpanKind",
+    "SpanRejected",
+    "bound_attributes",
+    "span_key",
+]
+
+# Bounds keep one hostile or buggy span from costing megabytes of memory or store.
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_VALUE_CHARS = 1024
+MAX_NAME_CHARS = 256
+# A span longer than a day is a clock bug, not latency.
+MAX_DURATION_NS = 86_400 * 1_000_000_000
+
+
+class SpanKind(enum.IntEnum):
+    """OTLP span kinds (same integers as the protobuf enum)."""
+
+    UNSPECIFIED = 0
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+    @classmethod
+    def parse(cls, value: object) -> SpanKind:
+        """Accept ints, OTLP names (`SPAN_KIND_SERVER`) and Jaeger names (`server`)."""
+        if isinstance(value, bool):
+            raise SpanRejected(RejectReason.BAD_ENUM, f"span kind {value!r}")
+        if isinstance(value, int):
+            try:
+                return cls(value)
+            except ValueError:
+                raise SpanRejected(RejectReason.BAD_ENUM, f"span kind {value}") from None
+        if isinstance(value, str):
+            name = value.upper().removeprefix("SPAN_KIND_")
+            if name in cls.__members__:
+                return cls[name]
+        raise SpanRejected(RejectReason.BAD_ENUM, f"span kind {value!r}")
+
+
+class RejectReason(enum.StrEnum):
+    """Why a span (or a whole payload) did not make it into the store."""
+
+    MALFORMED = "malformed"  # payload could not be decoded at all
+    MISSING_FIELD = "missing_field"
+    BAD_ID = "bad_id"
+    NEGATIVE_DURATION = "negative_duration"
+    NAN_DURATION = "nan_duration"
+    TOO_LONG = "duration_too_long"
+    BAD_ENUM = "unknown_enum"
+    BAD_UTF8 = "invalid_utf8"
+    TOO_LARGE = "payload_too_large"
+    BAD_TIMESTAMP = "bad_timestamp"
+
+
+class SpanRejected(ValueError):
+    """Raised by a decoder for one span; the caller counts it and moves on."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RejectCounter:
+    """Counts rejected spans by reason; shared by every ingestion path."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[RejectReason] = Counter()
+        self.last_detail: dict[RejectReason, str] = {}
+
+    def add(self, reason: RejectReason, detail: str = "", n: int = 1) -> None:
+        self.counts[reason] += n
+        if detail:
+            self.last_detail[reason] = detail[:200]
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return {r.value: n for r, n in sorted(self.counts.items())}
+
+
+def span_key(service: str, operation: str) -> str:
+    return f"{service}:{operation}"
+
+
+def bound_attributes(attrs: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Keep at most MAX_ATTRIBUTES attributes, each value truncated to a bounded size."""
+    items = attrs.items() if isinstance(attrs, Mapping) else attrs
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if len(out) >= MAX_ATTRIBUTES:
+            break
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS:
+            value = value[:MAX_ATTRIBUTE_VALUE_CHARS] + "...[truncated]"
+        elif isinstance(value, (list, tuple)):
+            value = [str(v)[:MAX_ATTRIBUTE_VALUE_CHARS] for v in value[:MAX_ATTRIBUTES]]
+        elif not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = str(value)[:MAX_ATTRIBUTE_VALUE_CHARS]
+        out[str(key)[:MAX_NAME_CHARS]] = value
+    return out
+
+
+@dataclass(slots=True)
+class Span:
+    """One span. Times are integer nanoseconds since the Unix epoch."""
+
+    trace_id: str  # lowercase hex, 32 chars
+    span_id: str  # lowercase hex, 16 chars
+    parent_id: str | None
+    service: str
+    operation: str
+    start_ns: int
+    duration_ns: int
+    kind: SpanKind = SpanKind.UNSPECIFIED
+    error: bool = False
+    status_message: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return span_key(self.service, self.operation)
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.duration_ns
+
+    @property
+    def duration_ms(self) -> float:
+        return self.duration_ns / 1e6
+
+    def validate(self) -> Span:
+        """Check invariants; raise SpanRejected naming the first broken one."""
+        if not self.service or not self.operation:
+            raise SpanRejected(RejectReason.MISSING_FIELD, "service and operation are required")
+        if not self.trace_id or not self.span_id:
+            raise SpanRejected(RejectReason.MISSING_FIELD, "trace id and span id are required")
+        dur = self.duration_ns
+        if isinstance(dur, float) and math.isnan(dur):
+            raise SpanRejected(RejectReason.NAN_DURATION, f"{self.key}")
+        if dur < 0:
+            raise SpanRejected(RejectReason.NEGATIVE_DURATION, f"{self.key}: {dur} ns")
+        if dur > MAX_DURATION_NS:
+            raise SpanRejected(RejectReason.TOO_LONG, f"{self.key}: {dur} ns")
+        if self.start_ns <= 0:
+            raise SpanRejected(RejectReason.BAD_TIMESTAMP, f"{self.key}: start {self.start_ns}")
+        self.service = self.service[:MAX_NAME_CHARS]
+        self.operation = self.operation[:MAX_NAME_CHARS]
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "service": self.service,
+            "operation": self.operation,
+            "start_ns": self.start_ns,
+            "duration_ns": self.duration_ns,
+            "kind": self.kind.name.lower(),
+            "error": self.error,
+            "status_message": self.status_message,
+            "attributes": self.attributes,
+            "resource": self.resource,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Span:
+        return cls(
+            trace_id=d["trace_id"],
+            span_id=d["span_id"],
+            parent_id=d.get("parent_id"),
+            service=d["service"],
+            operation=d["operation"],
+            start_ns=int(d["start_ns"]),
+            duration_ns=int(d["duration_ns"]),
+            kind=SpanKind.parse(d.get("kind", 0)),
+            error=bool(d.get("error", False)),
+            status_message=d.get("status_message", ""),
+            attributes=dict(d.get("attributes", {})),
+            resource=dict(d.get("resource", {})),
+        )
+
+
+@dataclass(slots=True)
+class SpanBatch:
+    """Columnar spans: what the aggregate and exemplar paths consume.
+
+    `materialize(i)` returns the full `Span` for row i; decoders that can defer
+    building it (OTLP protobuf) do so, since only exemplar candidates need it.
+    """
+
+    keys: list[str]
+    trace_ids: list[str]
+    start_ns: np.ndarray  # int64
+    duration_ns: np.ndarray  # int64
+    error: np.ndarray  # bool
+    materialize: Callable[[int], Span]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def from_spans(cls, spans: Sequence[Span]) -> SpanBatch:
+        spans = list(spans)
+        return cls(
+            keys=[s.key for s in spans],
+            trace_ids=[s.trace_id for s in spans],
+            start_ns=np.fromiter((s.start_ns for s in spans), np.int64, len(spans)),
+            duration_ns=np.fromiter((s.duration_ns for s in spans), np.int64, len(spans)),
+            error=np.fromiter((s.error for s in spans), np.bool_, len(spans)),
+            materialize=spans.__getitem__,
+        )
+
+    @classmethod
+    def empty(cls) -> SpanBatch:
+        return cls.from_spans([])
