@@ -77,6 +77,7 @@ class RejectReason(enum.StrEnum):
     BAD_UTF8 = "invalid_utf8"
     TOO_LARGE = "payload_too_large"
     BAD_TIMESTAMP = "bad_timestamp"
+    SERIES_LIMIT = "series_limit"  # a new span key beyond the configured cardinality cap
 
 
 class SpanRejected(ValueError):

@@ -1,0 +1,23 @@
+"""Persistence: the `Store` interface and its SQLite implementation."""
+
+from bot.store.base import (
+    AggregateRow,
+    ExemplarTrace,
+    SeriesInfo,
+    Store,
+    StoreError,
+    StoreStats,
+    StoreVersionError,
+)
+from bot.store.sqlite import SqliteStore
+
+__all__ = [
+    "AggregateRow",
+    "ExemplarTrace",
+    "SeriesInfo",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "StoreVersionError",
+]

@@ -1,0 +1,153 @@
+"""Versioned schema migrations, tracked in SQLite's `PRAGMA user_version`.
+
+Append a new entry to MIGRATIONS to change the schema; never edit a released one.
+A file written by a newer opsbot (user_version > len(MIGRATIONS)) is refused.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- One row per span key or metric series.
+CREATE TABLE series (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,          -- 'service:operation' or 'metric{labels}'
+    kind          TEXT NOT NULL CHECK (kind IN ('span', 'metric')),
+    service       TEXT NOT NULL DEFAULT '',
+    operation     TEXT NOT NULL DEFAULT '',
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns  INTEGER NOT NULL
+);
+
+-- Partial aggregates: one row per series, UTC day and hour. Baselines for
+-- hour-of-week, hour-of-day and global buckets are sums of these rows, so the
+-- store grows with series x days x 24, never with span count.
+CREATE TABLE aggregates (
+    series_id INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    day       INTEGER NOT NULL,                  -- days since 1970-01-01 UTC
+    hour      INTEGER NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    count     INTEGER NOT NULL,
+    sum       REAL NOT NULL,                     -- of ln(ms) for spans, raw for metrics
+    sumsq     REAL NOT NULL,
+    min       REAL NOT NULL,
+    max       REAL NOT NULL,
+    errors    INTEGER NOT NULL DEFAULT 0,
+    hist      BLOB,                              -- sparse fixed-bin histogram
+    PRIMARY KEY (series_id, day, hour)
+) WITHOUT ROWID;
+
+CREATE TABLE thresholds (
+    series_id   INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    bucket_type TEXT NOT NULL,                   -- 'hour_of_week' | 'hour_of_day' | 'global'
+    bucket      INTEGER NOT NULL,
+    data        TEXT NOT NULL,                   -- JSON: percentiles and severity cut-offs
+    computed_at INTEGER NOT NULL,
+    PRIMARY KEY (series_id, bucket_type, bucket)
+);
+
+CREATE TABLE incidents (
+    id             INTEGER PRIMARY KEY,
+    state          TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+    started_ns     INTEGER NOT NULL,
+    ended_ns       INTEGER,
+    origin_service TEXT,
+    origin_key     TEXT,
+    peak_severity  INTEGER,
+    details        TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE anomalies (
+    id            INTEGER PRIMARY KEY,
+    series_id     INTEGER NOT NULL REFERENCES series(id),
+    key           TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+    started_ns    INTEGER NOT NULL,
+    updated_ns    INTEGER NOT NULL,
+    ended_ns      INTEGER,
+    peak_score    REAL NOT NULL,
+    peak_severity INTEGER NOT NULL CHECK (peak_severity BETWEEN 1 AND 5),
+    percentile    REAL,                           -- percentile that set the severity
+    observed      REAL,
+    baseline      TEXT NOT NULL DEFAULT '{}',     -- JSON snapshot of the baseline used
+    exemplar_trace_ids TEXT NOT NULL DEFAULT '[]',
+    incident_id   INTEGER REFERENCES incidents(id),
+    details       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX anomalies_by_time ON anomalies (started_ns);
+CREATE INDEX anomalies_open ON anomalies (state, key);
+
+CREATE TABLE feedback (
+    id           INTEGER PRIMARY KEY,
+    anomaly_id   INTEGER NOT NULL REFERENCES anomalies(id) ON DELETE CASCADE,
+    verdict      TEXT NOT NULL CHECK (verdict IN ('false_positive', 'confirmed')),
+    user_id      TEXT NOT NULL,
+    source       TEXT NOT NULL,                   -- reaction | button | agent | cli
+    reason       TEXT NOT NULL DEFAULT '',
+    created_ns   INTEGER NOT NULL,
+    withdrawn_ns INTEGER
+);
+CREATE INDEX feedback_by_anomaly ON feedback (anomaly_id);
+
+CREATE TABLE slack_messages (
+    id          INTEGER PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    thread_ts   TEXT,
+    anomaly_id  INTEGER REFERENCES anomalies(id),
+    incident_id INTEGER REFERENCES incidents(id),
+    kind        TEXT NOT NULL,                    -- alert | incident | digest | answer
+    created_ns  INTEGER NOT NULL,
+    UNIQUE (channel, ts)
+);
+
+-- Every outbound Slack call is written here before it is attempted.
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    dedupe_key      TEXT NOT NULL UNIQUE,
+    method          TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ns INTEGER NOT NULL,
+    last_error      TEXT,
+    result_ts       TEXT,
+    created_ns      INTEGER NOT NULL,
+    sent_ns         INTEGER
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_ns);
+
+-- Exemplar traces: the slowest few per key and hour, plus every trace of an anomaly.
+CREATE TABLE exemplar_traces (
+    trace_id    TEXT PRIMARY KEY,
+    series_id   INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    hour_ns     INTEGER NOT NULL,                 -- start of the UTC hour
+    duration_ns INTEGER NOT NULL,                 -- of the span that made it an exemplar
+    start_ns    INTEGER NOT NULL,
+    pinned      INTEGER NOT NULL DEFAULT 0,       -- part of an anomaly: kept longer
+    created_ns  INTEGER NOT NULL
+);
+CREATE INDEX exemplars_by_key_hour ON exemplar_traces (series_id, hour_ns, duration_ns);
+
+CREATE TABLE exemplar_spans (
+    trace_id TEXT NOT NULL REFERENCES exemplar_traces(trace_id) ON DELETE CASCADE,
+    span_id  TEXT NOT NULL,
+    data     TEXT NOT NULL,                       -- JSON of bot.spans.Span
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+
+CREATE TABLE ingest_rejects (
+    reason TEXT PRIMARY KEY,
+    count  INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
