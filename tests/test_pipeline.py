@@ -93,13 +93,10 @@ async def test_late_spans_of_a_chosen_trace_are_kept(tmp_path: Path) -> None:
 
 
 async def test_corrupting_rows_are_dropped_and_counted(tmp_path: Path) -> None:
-    good = Span("a" * 32, "b" * 16, None, "svc", "op", T0, 5_000_000)
-    batch = SpanBatch.from_spans([good])
-    batch.start_ns = np.array([T0, T0, -5, T0], np.int64)
-    batch.duration_ns = np.array([5_000_000, -1, 10, 10**20 // 10**3], np.int64)
-    batch.error = np.zeros(4, np.bool_)
-    batch.keys = ["svc:op"] * 4
-    batch.trace_ids = ["a" * 32] * 4
+    starts, durs = [T0, T0, -5, T0], [5_000_000, -1, 10, 10**17]
+    batch = SpanBatch.from_spans(
+        [Span(f"{i:032x}", f"{i:016x}", None, "svc", "op", s, d) for i, (s, d) in enumerate(zip(starts, durs))]
+    )
     rejects = RejectCounter()
     pipe = await _ingest(tmp_path / "o.db", [], rejects=rejects)
     await pipe.ingest(batch)

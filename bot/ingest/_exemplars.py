@@ -52,7 +52,7 @@ class ExemplarPicker:
         self._buffer_len = 0
         self._top: dict[tuple[str, int], list[int]] = {}  # durations, descending
         self._selected: OrderedDict[str, None] = OrderedDict()
-        self._new: dict[str, _Pending] = {}
+        self._new: dict[tuple[str, str], _Pending] = {}  # (key, trace id)
         self._late: dict[str, dict[str, Span]] = {}
 
     async def consider(self, key: str, hour_ns: int, rows: np.ndarray, batch: SpanBatch) -> None:
@@ -85,10 +85,11 @@ class ExemplarPicker:
     def _select(self, key: str, hour_ns: int, row: int, batch: SpanBatch) -> None:
         trace_id = batch.trace_ids[row]
         span = batch.materialize(row)
-        pending = self._new.get(trace_id)
+        pending = self._new.get((key, trace_id))
         if pending is None or pending.duration_ns < span.duration_ns:
             spans = pending.spans if pending else {}
-            pending = self._new[trace_id] = _Pending(key, hour_ns, span.duration_ns, span.start_ns, spans)
+            pending = _Pending(key, hour_ns, span.duration_ns, span.start_ns, spans)
+            self._new[(key, trace_id)] = pending
         current = _Buffered(batch)
         for buffered in (*self._buffer, current):
             for i in buffered.rows_of(trace_id):
@@ -106,9 +107,7 @@ class ExemplarPicker:
         selected = self._selected
         for i in [i for i, t in enumerate(batch.trace_ids) if t in selected]:
             s = batch.materialize(i)
-            pending = self._new.get(s.trace_id)
-            target = pending.spans if pending else self._late.setdefault(s.trace_id, {})
-            target.setdefault(s.span_id, s)
+            self._late.setdefault(s.trace_id, {}).setdefault(s.span_id, s)
 
     def remember(self, batch: SpanBatch) -> None:
         self._buffer.append(_Buffered(batch))
@@ -123,17 +122,17 @@ class ExemplarPicker:
         try:
             await self._save(new, late, ids)
         except BaseException:
-            for trace_id, p in new.items():  # keep them for the next flush
-                self._new.setdefault(trace_id, p).spans.update(p.spans)
+            for kt, p in new.items():  # keep them for the next flush
+                self._new.setdefault(kt, p).spans.update(p.spans)
             for trace_id, spans in late.items():
                 self._late.setdefault(trace_id, {}).update(spans)
             raise
         self._forget_old_hours()
 
-    async def _save(self, new: dict[str, _Pending], late: dict[str, dict[str, Span]],
+    async def _save(self, new: dict[tuple[str, str], _Pending], late: dict[str, dict[str, Span]],
                     ids: dict[str, int]) -> None:
         traces = []
-        for trace_id, p in new.items():
+        for (_, trace_id), p in new.items():
             sid = ids.get(p.key) or await self._series_id(p.key)
             if sid is not None:
                 traces.append(ExemplarTrace(trace_id, sid, p.hour_ns, p.duration_ns, p.start_ns,

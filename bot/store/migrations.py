@@ -125,19 +125,23 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (state, next_attempt_ns);
 
 -- Exemplar traces: the slowest few per key and hour, plus every trace of an anomaly.
+-- One trace can be an exemplar of several keys (a slow root and its slow child).
 CREATE TABLE exemplar_traces (
-    trace_id    TEXT PRIMARY KEY,
     series_id   INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    trace_id    TEXT NOT NULL,
     hour_ns     INTEGER NOT NULL,                 -- start of the UTC hour
     duration_ns INTEGER NOT NULL,                 -- of the span that made it an exemplar
     start_ns    INTEGER NOT NULL,
     pinned      INTEGER NOT NULL DEFAULT 0,       -- part of an anomaly: kept longer
-    created_ns  INTEGER NOT NULL
+    created_ns  INTEGER NOT NULL,
+    PRIMARY KEY (series_id, trace_id)
 );
 CREATE INDEX exemplars_by_key_hour ON exemplar_traces (series_id, hour_ns, duration_ns);
+CREATE INDEX exemplars_by_trace ON exemplar_traces (trace_id);
 
+-- Spans of exemplar traces; removed when no exemplar row refers to the trace.
 CREATE TABLE exemplar_spans (
-    trace_id TEXT NOT NULL REFERENCES exemplar_traces(trace_id) ON DELETE CASCADE,
+    trace_id TEXT NOT NULL,
     span_id  TEXT NOT NULL,
     data     TEXT NOT NULL,                       -- JSON of bot.spans.Span
     PRIMARY KEY (trace_id, span_id)

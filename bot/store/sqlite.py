@@ -193,8 +193,9 @@ class SqliteStore:
                 await db.execute(
                     "INSERT INTO exemplar_traces"
                     " (trace_id, series_id, hour_ns, duration_ns, start_ns, pinned, created_ns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(trace_id) DO UPDATE SET"
-                    " pinned = max(pinned, excluded.pinned)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(series_id, trace_id) DO UPDATE SET"
+                    " pinned = max(pinned, excluded.pinned),"
+                    " duration_ns = max(duration_ns, excluded.duration_ns)",
                     (t.trace_id, t.series_id, t.hour_ns, t.duration_ns, t.start_ns, int(t.pinned), now),
                 )
                 await _insert_spans(db, t.trace_id, t.spans)
@@ -212,12 +213,24 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     async def trim_exemplars(self, series_id: int, hour_ns: int, keep: int) -> int:
+        where = (
+            "series_id = ? AND trace_id IN (SELECT trace_id FROM exemplar_traces"
+            " WHERE series_id = ? AND hour_ns = ? AND pinned = 0"
+            " ORDER BY duration_ns DESC LIMIT -1 OFFSET ?)"
+        )
+        return await self._delete_exemplars(where, (series_id, series_id, hour_ns, keep))
+
+    async def _delete_exemplars(self, where: str, params: Sequence[object]) -> int:
+        """Delete exemplar rows, then the spans of traces no exemplar refers to any more."""
         async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM exemplar_traces WHERE trace_id IN (SELECT trace_id FROM"
-                " exemplar_traces WHERE series_id = ? AND hour_ns = ? AND pinned = 0"
-                " ORDER BY duration_ns DESC LIMIT -1 OFFSET ?)",
-                (series_id, hour_ns, keep),
+            async with db.execute(f"SELECT DISTINCT trace_id FROM exemplar_traces WHERE {where}",
+                                  params) as cur:
+                traces = [r[0] for r in await cur.fetchall()]
+            cur = await db.execute(f"DELETE FROM exemplar_traces WHERE {where}", params)
+            await db.executemany(
+                "DELETE FROM exemplar_spans WHERE trace_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM exemplar_traces WHERE trace_id = ?)",
+                [(t, t) for t in traces],
             )
             return cur.rowcount
 
@@ -244,13 +257,10 @@ class SqliteStore:
             )
 
     async def prune_exemplars(self, unpinned_before_ns: int, pinned_before_ns: int) -> int:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM exemplar_traces WHERE (pinned = 0 AND start_ns < ?)"
-                " OR (pinned = 1 AND start_ns < ?)",
-                (unpinned_before_ns, pinned_before_ns),
-            )
-            return cur.rowcount
+        return await self._delete_exemplars(
+            "(pinned = 0 AND start_ns < ?) OR (pinned = 1 AND start_ns < ?)",
+            (unpinned_before_ns, pinned_before_ns),
+        )
 
     # -- bookkeeping --
 
@@ -300,9 +310,12 @@ def _agg_from_db(r: Sequence[object]) -> LatencyAggregate:
 
 
 async def _insert_spans(db: aiosqlite.Connection, trace_id: str, spans: Sequence[Span]) -> None:
+    """Insert spans of a trace that is (still) an exemplar; late spans of dropped ones are skipped."""
     await db.executemany(
-        "INSERT OR IGNORE INTO exemplar_spans (trace_id, span_id, data) VALUES (?, ?, ?)",
-        [(trace_id, s.span_id, json.dumps(s.to_dict(), separators=(",", ":"))) for s in spans],
+        "INSERT OR IGNORE INTO exemplar_spans (trace_id, span_id, data) SELECT ?, ?, ?"
+        " WHERE EXISTS (SELECT 1 FROM exemplar_traces WHERE trace_id = ?)",
+        [(trace_id, s.span_id, json.dumps(s.to_dict(), separators=(",", ":")), trace_id)
+         for s in spans],
     )
 
 
