@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detectors.transforms import Transform
+
 __all__ = [
     "BINS_PER_DECADE",
     "N_BINS",
@@ -34,7 +36,8 @@ def bin_index(duration_ms: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = (np.log10(np.maximum(duration_ms, 1e-12)) - _LOG10_MIN) * BINS_PER_DECADE
     idx = np.floor(pos).astype(np.int64) + 1
-    return np.clip(idx, 0, N_BINS - 1)
+    out: np.ndarray = np.clip(idx, 0, N_BINS - 1)
+    return out
 
 
 def bin_edges_ms() -> np.ndarray:
@@ -82,6 +85,47 @@ class LatencyAggregate:
         self.hist += other.hist
         return self
 
+    def subtract(self, other: LatencyAggregate) -> LatencyAggregate:
+        """Remove a previously merged `other` from self (a window sliding); return self.
+
+        Counts, sums and histogram are exact; min/max cannot be un-merged and stay
+        as outer bounds, which only loosens the clamp on the extreme quantiles.
+        """
+        if other.count > self.count:
+            raise ValueError("subtracting more spans than the aggregate holds")
+        self.count -= other.count
+        self.sum_log -= other.sum_log
+        self.sumsq_log -= other.sumsq_log
+        self.errors -= other.errors
+        self.hist = self.hist - other.hist
+        if self.count == 0:
+            self.sum_log = self.sumsq_log = 0.0
+        return self
+
+    def copy(self) -> LatencyAggregate:
+        return LatencyAggregate(
+            self.count,
+            self.sum_log,
+            self.sumsq_log,
+            self.min_ms,
+            self.max_ms,
+            self.errors,
+            self.hist.copy(),
+        )
+
+    # The names a baseline reads from any aggregate (see MetricAggregate).
+    @property
+    def transform(self) -> Transform:
+        return Transform.LOG
+
+    @property
+    def mean_t(self) -> float:
+        return self.mean_log
+
+    @property
+    def std_t(self) -> float:
+        return self.std_log
+
     @property
     def mean_log(self) -> float:
         return self.sum_log / self.count if self.count else math.nan
@@ -117,7 +161,8 @@ class LatencyAggregate:
 
     def hist_blob(self) -> bytes:
         nz = np.flatnonzero(self.hist)
-        return struct.pack("<H", nz.size) + nz.astype("<u2").tobytes() + self.hist[nz].astype("<u8").tobytes()
+        head = struct.pack("<H", nz.size)
+        return head + nz.astype("<u2").tobytes() + self.hist[nz].astype("<u8").tobytes()
 
     @staticmethod
     def hist_from_blob(blob: bytes) -> np.ndarray:

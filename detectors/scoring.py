@@ -1,0 +1,223 @@
+"""Scores: per span or sample (streaming), and per key per window (the alerting unit).
+
+Alerting unit: one span key over one window (`ScoringConfig.window_s`, a minute
+by default). A window scores how far its median and its p90 of log-duration sit
+from the baseline, in standard errors for its span count, so one slow span among
+thousands moves nothing while a sustained shift of a few percent of traffic does.
+Single-span scores only pick exemplars. A score is signed (positive = higher
+than normal), floored through the baseline's scale, capped at +-max_z, and NaN
+where the baseline is cold. Deciding what to do with it lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.baseline import Baseline
+from detectors.config import ScoringConfig
+from detectors.transforms import Transform
+
+__all__ = [
+    "BaselineTable",
+    "WindowScores",
+    "cap_scores",
+    "quantile_se_factor",
+    "sample_scores",
+    "score_windows",
+    "top_per_window",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_TRANSFORMS = tuple(Transform)
+
+
+def quantile_se_factor(q: float) -> float:
+    """Standard error of a sample q-quantile, in units of sigma / sqrt(n), for normal data."""
+    nd = NormalDist()
+    return math.sqrt(q * (1 - q)) / nd.pdf(nd.inv_cdf(q))
+
+
+_SE_MEDIAN = quantile_se_factor(0.5)  # sqrt(pi / 2) = 1.2533
+_SE_P90 = quantile_se_factor(0.9)  # 1.7094
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineTable:
+    """Baselines of many series as columns, indexed by series (key) index, for vector scoring."""
+
+    center: FloatArray
+    scale: FloatArray
+    log_p90: FloatArray  # transform(p90) of the baseline, for the window's tail statistic
+    transform: IntArray  # index into tuple(Transform)
+    warm: BoolArray
+
+    @classmethod
+    def from_baselines(cls, baselines: Sequence[Baseline | None]) -> BaselineTable:
+        """Row i is baselines[i]; None (no data yet) is a cold row."""
+        n = len(baselines)
+        center, scale, p90 = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        kind, warm = np.zeros(n, np.int64), np.zeros(n, np.bool_)
+        for i, b in enumerate(baselines):
+            if b is None:
+                continue
+            center[i], scale[i], warm[i] = b.center, b.scale, b.warm
+            p90[i] = float(b.transform.forward(b.p90))
+            kind[i] = _TRANSFORMS.index(b.transform)
+        return cls(center, scale, p90, kind, warm)
+
+    def __len__(self) -> int:
+        return int(self.center.size)
+
+    def forward(self, values: FloatArray, idx: IntArray) -> FloatArray:
+        """Each value transformed by its own series' transform."""
+        out = np.empty(values.size, np.float64)
+        kinds = self.transform[idx]
+        for code, transform in enumerate(_TRANSFORMS):
+            mask = kinds == code
+            if mask.any():
+                out[mask] = transform.forward(values[mask])
+        return out
+
+
+def cap_scores(z: FloatArray, max_z: float) -> FloatArray:
+    """Symmetric cap at +-max_z; max_z = 0 disables it. NaN stays NaN."""
+    return np.clip(z, -max_z, max_z) if max_z > 0 else z
+
+
+def sample_scores(
+    values: npt.ArrayLike, idx: npt.ArrayLike, table: BaselineTable, max_z: float
+) -> FloatArray:
+    """Streaming score of each span duration (ms) or metric sample against its series' baseline.
+
+    `idx[i]` is the row of value i in `table`. Cold rows give NaN.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    i = np.asarray(idx, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        z = (table.forward(v, i) - table.center[i]) / table.scale[i]
+    z = cap_scores(z, max_z)
+    return np.where(table.warm[i], z, np.nan)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScores:
+    """One row per (key, window) that had at least one span; arrays of equal length."""
+
+    key_idx: IntArray
+    window_start_ns: IntArray
+    count: IntArray
+    median: FloatArray  # raw units (ms)
+    p90: FloatArray
+    z_median: FloatArray  # uncapped
+    z_p90: FloatArray
+    score: FloatArray  # the larger of the two in magnitude, signed, capped; NaN if not scored
+    group: IntArray  # per input span: its row here (for exemplars)
+
+    def __len__(self) -> int:
+        return int(self.key_idx.size)
+
+
+def _group_quantile(
+    sorted_vals: FloatArray, starts: IntArray, counts: IntArray, q: float
+) -> FloatArray:
+    """np.quantile(..., method='linear') of every contiguous sorted group at once."""
+    pos = q * (counts - 1).astype(np.float64)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts - 1)
+    frac = pos - lo
+    a, b = sorted_vals[starts + lo], sorted_vals[starts + hi]
+    out: FloatArray = a + frac * (b - a)
+    return out
+
+
+def score_windows(
+    durations_ms: npt.ArrayLike,
+    key_idx: npt.ArrayLike,
+    start_ns: npt.ArrayLike,
+    table: BaselineTable,
+    config: ScoringConfig,
+) -> WindowScores:
+    """Score every (key, window) present in a batch of spans; fully vectorised."""
+    d = np.asarray(durations_ms, dtype=np.float64)
+    k = np.asarray(key_idx, dtype=np.int64)
+    widx = np.asarray(start_ns, dtype=np.int64) // (config.window_s * 1_000_000_000)
+    if d.size == 0:
+        e = np.zeros(0, np.int64)
+        f = np.zeros(0, np.float64)
+        return WindowScores(e, e, e, f, f, f, f, f, e)
+    code = k * (int(widx.max() - widx.min()) + 1) + (widx - widx.min())
+    codes, group = np.unique(code, return_inverse=True)
+    logd = table.forward(d, k)
+    order = np.lexsort((logd, group))
+    counts = np.bincount(group, minlength=codes.size).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    sorted_log = logd[order]
+    med, p90 = (_group_quantile(sorted_log, starts, counts, q) for q in (0.5, 0.9))
+    gk = k[order][starts]
+    z_med, z_p90, score = _window_z(med, p90, counts, gk, table, config)
+    return WindowScores(
+        key_idx=gk,
+        window_start_ns=widx[order][starts] * config.window_s * 1_000_000_000,
+        count=counts,
+        median=_inverse(med, gk, table),
+        p90=_inverse(p90, gk, table),
+        z_median=z_med,
+        z_p90=z_p90,
+        score=score,
+        group=group.astype(np.int64),
+    )
+
+
+def _window_z(
+    med: FloatArray,
+    p90: FloatArray,
+    counts: IntArray,
+    gk: IntArray,
+    table: BaselineTable,
+    config: ScoringConfig,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    root_n = np.sqrt(np.minimum(counts, config.max_effective_n).astype(np.float64))
+    scale = table.scale[gk]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_med = (med - table.center[gk]) / (scale * _SE_MEDIAN / root_n)
+        z_p90 = (p90 - table.log_p90[gk]) / (scale * _SE_P90 / root_n)
+    score = np.where(np.abs(z_med) >= np.abs(z_p90), z_med, z_p90)
+    score = cap_scores(score, config.max_z)
+    ok = table.warm[gk] & (counts >= config.min_window_count)
+    return z_med, z_p90, np.where(ok, score, np.nan)
+
+
+def _inverse(values: FloatArray, idx: IntArray, table: BaselineTable) -> FloatArray:
+    out = np.empty(values.size, np.float64)
+    kinds = table.transform[idx]
+    for code, transform in enumerate(_TRANSFORMS):
+        mask = kinds == code
+        if mask.any():
+            out[mask] = transform.inverse(values[mask])
+    return out
+
+
+def top_per_window(group: npt.ArrayLike, span_z: npt.ArrayLike, k: int) -> IntArray:
+    """Indices of the (at most) k highest-scoring spans of every window: exemplar candidates.
+
+    NaN scores rank last. Result is ordered by window, then by descending score.
+    """
+    g = np.asarray(group, dtype=np.int64)
+    z = np.nan_to_num(np.asarray(span_z, dtype=np.float64), nan=-np.inf)
+    if g.size == 0 or k <= 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((-z, g))
+    sg = g[order]
+    first = np.concatenate([[True], sg[1:] != sg[:-1]])
+    start_of = np.maximum.accumulate(np.where(first, np.arange(sg.size), 0))
+    rank = np.arange(sg.size) - start_of
+    return order[rank < k].astype(np.int64)
