@@ -1,0 +1,254 @@
+"""Decoding OTLP trace exports (protobuf and JSON) into span batches, counting what is rejected.
+
+Protobuf is the hot path: upb builds request-wide columns (see `_otlp_schema`),
+checks run on whole columns, and a full `Span` is built from the span's bytes
+only when the pipeline asks for it. A request whose columns have gaps, or that
+holds an invalid id, kind or status, is decoded span by span instead, so every
+rejection gets its exact reason. Per-span problems are counted in the
+`RejectCounter`; only a payload that cannot be read at all raises `OtlpDecodeError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from bot.ingest._otlp_common import UNKNOWN_SERVICE, OtlpDecodeError
+from bot.ingest._otlp_json import decode_traces_json, spans_from_otlp_json
+from bot.ingest._otlp_repair import repair_invalid_utf8
+from bot.ingest._otlp_schema import ColsRequest, RawRequest, SpanCols
+from bot.ingest._otlp_span import ScopeInfo, span_from_pb
+from bot.spans import (
+    MAX_DURATION_NS,
+    MAX_NAME_CHARS,
+    RejectCounter,
+    RejectReason,
+    Span,
+    SpanBatch,
+)
+
+__all__ = ["OtlpDecodeError", "decode_traces_json", "decode_traces_pb", "spans_from_otlp_json"]
+
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_KINDS = range(0, 6)  # SpanKind values
+_CODES = range(0, 3)  # Status.StatusCode values
+_ERROR = 2
+_ERROR_TAIL = (0x18, 0x02)  # Status.code = 2 as encoders write it: the span's last field...
+_FLAGS_TAG = (0x85, 0x01)  # ...unless Span.flags (field 16, fixed32: tag + 4 bytes) follows it
+
+
+def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
+    """An `ExportTraceServiceRequest` as columns; raises OtlpDecodeError when unreadable."""
+    cols, raw = _parse(body, rejects)
+    scopes, counts, raws = _scopes(raw)
+    if not raws:
+        return SpanBatch.empty()
+    rows = _columns(cols.resource_spans.scope_spans.spans, scopes, counts, raws)
+    if rows is None:
+        rows = _one_by_one(scopes, counts, raws, rejects)
+    return rows.batch(rejects)
+
+
+def _parse(body: bytes, rejects: RejectCounter) -> tuple[Any, Any]:
+    try:
+        return ColsRequest.FromString(body), RawRequest.FromString(body)
+    except DecodeError as exc:
+        repaired = repair_invalid_utf8(body, rejects)
+        if repaired is None:
+            raise OtlpDecodeError(
+                RejectReason.MALFORMED,
+                f"body is not an OTLP ExportTraceServiceRequest in protobuf encoding ({exc})",
+            ) from None
+        return ColsRequest.FromString(repaired), RawRequest.FromString(repaired)
+
+
+def _scopes(raw: Any) -> tuple[list[ScopeInfo], list[int], list[bytes]]:
+    """Every non-empty ScopeSpans with its service, its span count, and all span bytes."""
+    scopes: list[ScopeInfo] = []
+    counts: list[int] = []
+    raws: list[bytes] = []
+    for rs in raw.resource_spans:
+        service = _service_name(rs.resource)
+        for ss in rs.scope_spans:
+            if ss.spans:
+                scopes.append(ScopeInfo(service, rs.resource, ss.scope.name, ss.scope.version))
+                counts.append(len(ss.spans))
+                raws += ss.spans
+    return scopes, counts, raws
+
+
+def _service_name(resource: Any) -> str:
+    for kv in resource.attributes:
+        if kv.key == "service.name":
+            name = kv.value.string_value
+            return name[:MAX_NAME_CHARS] if name else UNKNOWN_SERVICE
+    return UNKNOWN_SERVICE
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Decoded spans of one request before the time checks."""
+
+    keys: list[str]
+    trace_ids: list[bytes]
+    starts: Any  # sequence of uint64
+    ends: Any
+    error: np.ndarray
+    scopes: list[ScopeInfo]
+    scope_of: np.ndarray  # row -> index in scopes
+    raws: list[bytes]
+
+    def batch(self, rejects: RejectCounter) -> SpanBatch:
+        start = np.array(self.starts, np.uint64).view(np.int64)  # >= 2**63 reads negative
+        duration = np.array(self.ends, np.uint64).view(np.int64) - start
+        keys, trace_ids, raws, error, scope_of = (
+            self.keys, self.trace_ids, self.raws, self.error, self.scope_of)
+        ok = _check_times(start, duration, rejects)
+        if ok is not None:
+            rows = np.flatnonzero(ok).tolist()
+            keys = [keys[i] for i in rows]
+            trace_ids = [trace_ids[i] for i in rows]
+            raws = [raws[i] for i in rows]
+            start, duration, error, scope_of = start[ok], duration[ok], error[ok], scope_of[ok]
+        return SpanBatch(keys=keys, trace_ids=list(map(bytes.hex, trace_ids)), start_ns=start,
+                         duration_ns=duration, error=error,
+                         materialize=_Materializer(self.scopes, scope_of, raws, keys))
+
+
+@dataclass(frozen=True, slots=True)
+class _Materializer:
+    scopes: list[ScopeInfo]
+    scope_of: np.ndarray
+    raws: list[bytes]
+    keys: list[str]
+
+    def __call__(self, row: int) -> Span:
+        scope = self.scopes[self.scope_of[row]]
+        operation = self.keys[row][len(scope.service) + 1 :]
+        return span_from_pb(self.raws[row], scope, operation)
+
+
+def _keys(scopes: list[ScopeInfo], counts: list[int], names: list[str]) -> list[str]:
+    """`bot.spans.span_key` for every row, inlined: this runs per span."""
+    if names and max(map(len, names)) > MAX_NAME_CHARS:
+        names = [n[:MAX_NAME_CHARS] for n in names]
+    keys: list[str] = []
+    first = 0
+    for scope, count in zip(scopes, counts, strict=True):
+        prefix = scope.service + ":"
+        keys += [prefix + n for n in names[first : first + count]]
+        first += count
+    return keys
+
+
+def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
+             raws: list[bytes]) -> _Rows | None:
+    """The request's rows from its merged columns, or None when they cannot be trusted."""
+    n = len(raws)
+    trace_ids, span_ids, names = list(cols.trace_id), list(cols.span_id), list(cols.name)
+    starts, ends = cols.start_time_unix_nano, cols.end_time_unix_nano
+    kinds, codes = list(cols.kind), list(cols.status.code)
+    if not (len(trace_ids) == len(span_ids) == len(names) == len(starts) == len(ends) == n
+            and set(map(len, trace_ids)) == {16} and _ZERO_TRACE not in trace_ids
+            and set(map(len, span_ids)) == {8} and _ZERO_SPAN not in span_ids
+            and set(map(len, cols.parent_span_id)) <= {8} and "" not in names
+            and (not kinds or (min(kinds) in _KINDS and max(kinds) in _KINDS))
+            and (not codes or (min(codes) in _CODES and max(codes) in _CODES))):
+        return None
+    errors = codes.count(_ERROR)
+    error = _error_rows(raws, errors) if errors else np.zeros(n, np.bool_)
+    scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
+    return _Rows(_keys(scopes, counts, names), trace_ids, starts, ends, error, scopes, scope_of,
+                 raws)
+
+
+def _one_by_one(scopes: list[ScopeInfo], counts: list[int], raws: list[bytes],
+                rejects: RejectCounter) -> _Rows:
+    """Span-by-span decoding: slow, exact about every rejection."""
+    names, trace_ids, kept, starts, ends, errors, scope_of = [], [], [], [], [], [], []
+    scope_by_row = np.repeat(np.arange(len(scopes)), counts).tolist()
+    for raw, scope in zip(raws, scope_by_row, strict=True):
+        c = SpanCols.FromString(raw)
+        why = _reject_reason(c)
+        if why is not None:
+            rejects.add(*why)
+            continue
+        names.append(c.name[-1])
+        trace_ids.append(c.trace_id[-1])
+        kept.append(raw)
+        starts.append(c.start_time_unix_nano[-1] if c.start_time_unix_nano else 0)
+        ends.append(c.end_time_unix_nano[-1] if c.end_time_unix_nano else 0)
+        errors.append(bool(c.status.code) and c.status.code[-1] == _ERROR)
+        scope_of.append(scope)
+    rows_per_scope = np.bincount(scope_of, minlength=len(scopes)).tolist()
+    return _Rows(_keys(scopes, rows_per_scope, names), trace_ids, starts, ends,
+                 np.array(errors, np.bool_), scopes, np.array(scope_of, np.int32), kept)
+
+
+def _reject_reason(c: Any) -> tuple[RejectReason, str] | None:
+    """Why one span (parsed as SpanCols) is rejected; the same rules as the column checks."""
+    for column, size, what in ((c.trace_id, 16, "trace id"), (c.span_id, 8, "span id")):
+        if not column or not column[-1]:
+            return RejectReason.MISSING_FIELD, f"{what} is missing"
+        if len(column[-1]) != size or column[-1] == bytes(size):
+            return RejectReason.BAD_ID, f"{what} is {len(column[-1])} bytes or all zero"
+    if c.parent_span_id and len(c.parent_span_id[-1]) not in (0, 8):
+        return RejectReason.BAD_ID, f"parent span id is {len(c.parent_span_id[-1])} bytes"
+    if not c.name or not c.name[-1]:
+        return RejectReason.MISSING_FIELD, "span name is empty"
+    if c.kind and c.kind[-1] not in _KINDS:
+        return RejectReason.BAD_ENUM, f"span kind {c.kind[-1]}"
+    if c.status.code and c.status.code[-1] not in _CODES:
+        return RejectReason.BAD_ENUM, f"status code {c.status.code[-1]}"
+    return None  # times are checked for all rows at once
+
+
+def _check_times(start: np.ndarray, duration: np.ndarray,
+                 rejects: RejectCounter) -> np.ndarray | None:
+    """Mask of rows with sane times, None when all are; the others are counted by reason."""
+    end = start + duration
+    checks = (
+        ((start == 0) | (end == 0), RejectReason.MISSING_FIELD, "start or end time is 0 (unset)"),
+        ((start < 0) | (end < 0), RejectReason.BAD_TIMESTAMP, "time beyond 2262 (>= 2**63 ns)"),
+        (duration < 0, RejectReason.NEGATIVE_DURATION, "end time before start time"),
+        (duration > MAX_DURATION_NS, RejectReason.TOO_LONG, "span longer than a day"),
+    )
+    ok: np.ndarray | None = None
+    for bad, reason, detail in checks:
+        if ok is not None:
+            bad &= ok
+        n = int(np.count_nonzero(bad))
+        if n:
+            rejects.add(reason, detail, n)
+            ok = ~bad if ok is None else ok & ~bad
+    return ok
+
+
+def _error_rows(raws: list[bytes], expected: int) -> np.ndarray:
+    """Which spans have status ERROR, knowing how many do (from the merged status column).
+
+    Encoders write fields in number order, so an error status is the span's last
+    bytes but for `flags`; the candidates are confirmed by parsing them, and if the
+    confirmed count is not `expected` every span is parsed: an unusual encoder is
+    slow, not wrong.
+    """
+    n = len(raws)
+    ends = np.cumsum(np.fromiter(map(len, raws), np.int64, n))
+    buf = np.frombuffer(b"".join(raws), np.uint8)
+    has_flags = (buf[ends - 6] == _FLAGS_TAG[0]) & (buf[ends - 5] == _FLAGS_TAG[1])
+    ends -= 6 * has_flags
+    tail = (buf[ends - 2] == _ERROR_TAIL[0]) & (buf[ends - 1] == _ERROR_TAIL[1])
+    error = np.zeros(n, np.bool_)
+    for i in np.flatnonzero(tail).tolist():
+        error[i] = _status_code(raws[i]) == _ERROR
+    if int(np.count_nonzero(error)) != expected:
+        error = np.fromiter((_status_code(r) == _ERROR for r in raws), np.bool_, n)
+    return error
+
+
+def _status_code(raw: bytes) -> int:
+    codes = SpanCols.FromString(raw).status.code
+    return int(codes[-1]) if codes else 0
