@@ -99,6 +99,9 @@ class ScoringConfig:
     max_z: float = 20.0  # symmetric cap on every score; 0 disables the cap
     window_s: int = 60  # the alerting unit: one key over one window of this many seconds
     min_window_count: int = 5  # windows with fewer spans get no score (NaN)
+    # The p90 of a window rests on its slowest tenth: below this many spans that is under five
+    # spans, and one or two outliers would move it, so smaller windows are scored on the median.
+    min_tail_count: int = 50
     # Spans of one minute share load, GC pauses and caches, so they are not independent:
     # the standard error of a window statistic uses min(n, max_effective_n) samples.
     max_effective_n: int = 30
@@ -107,6 +110,7 @@ class ScoringConfig:
         _check("scoring_max_z", self.max_z, 0.0, math.inf)
         _check("scoring_window_s", self.window_s, 1, 86400)
         _check("scoring_min_window_count", self.min_window_count, 1, 10**9)
+        _check("scoring_min_tail_count", self.min_tail_count, 1, 10**9)
         _check("scoring_max_effective_n", self.max_effective_n, 1, 10**9)
 
 

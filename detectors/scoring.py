@@ -2,8 +2,9 @@
 
 Alerting unit: one span key over one window (`ScoringConfig.window_s`, a minute
 by default). A window scores how far its median and its p90 of log-duration sit
-from the baseline, in standard errors for its span count, so one slow span among
-thousands moves nothing while a sustained shift of a few percent of traffic does.
+from the baseline, in standard errors for its span count (the p90 only from
+`min_tail_count` spans up), so one slow span among thousands moves nothing while
+a sustained shift of the median, or of the slowest tenth of traffic, does.
 Single-span scores only pick exemplars. A score is signed (positive = higher
 than normal), floored through the baseline's scale, capped at +-max_z, and NaN
 where the baseline is cold. Deciding what to do with it lives elsewhere.
@@ -57,6 +58,8 @@ class BaselineTable:
     center: FloatArray
     scale: FloatArray
     log_p90: FloatArray  # transform(p90) of the baseline, for the window's tail statistic
+    p50: FloatArray  # raw units: what the minimum-deviation rule compares a window with
+    p90: FloatArray
     transform: IntArray  # index into tuple(Transform)
     warm: BoolArray
 
@@ -64,15 +67,15 @@ class BaselineTable:
     def from_baselines(cls, baselines: Sequence[Baseline | None]) -> BaselineTable:
         """Row i is baselines[i]; None (no data yet) is a cold row."""
         n = len(baselines)
-        center, scale, p90 = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        center, scale, log_p90, p50, p90 = (np.full(n, np.nan) for _ in range(5))
         kind, warm = np.zeros(n, np.int64), np.zeros(n, np.bool_)
         for i, b in enumerate(baselines):
             if b is None:
                 continue
-            center[i], scale[i], warm[i] = b.center, b.scale, b.warm
-            p90[i] = float(b.transform.forward(b.p90))
+            center[i], scale[i], warm[i], p50[i], p90[i] = b.center, b.scale, b.warm, b.p50, b.p90
+            log_p90[i] = float(b.transform.forward(b.p90))
             kind[i] = _TRANSFORMS.index(b.transform)
-        return cls(center, scale, p90, kind, warm)
+        return cls(center, scale, log_p90, p50, p90, kind, warm)
 
     def __len__(self) -> int:
         return int(self.center.size)
@@ -117,8 +120,9 @@ class WindowScores:
     count: IntArray
     median: FloatArray  # raw units (ms)
     p90: FloatArray
+    deviation: FloatArray  # transformed median - baseline center (ln units for latency)
     z_median: FloatArray  # uncapped
-    z_p90: FloatArray
+    z_p90: FloatArray  # uncapped; NaN below ScoringConfig.min_tail_count spans
     score: FloatArray  # the larger of the two in magnitude, signed, capped; NaN if not scored
     group: IntArray  # per input span: its row here (for exemplars)
 
@@ -153,7 +157,7 @@ def score_windows(
     if d.size == 0:
         e = np.zeros(0, np.int64)
         f = np.zeros(0, np.float64)
-        return WindowScores(e, e, e, f, f, f, f, f, e)
+        return WindowScores(e, e, e, f, f, f, f, f, f, e)
     code = k * (int(widx.max() - widx.min()) + 1) + (widx - widx.min())
     codes, group = np.unique(code, return_inverse=True)
     logd = table.forward(d, k)
@@ -170,6 +174,7 @@ def score_windows(
         count=counts,
         median=_inverse(med, gk, table),
         p90=_inverse(p90, gk, table),
+        deviation=med - table.center[gk],
         z_median=z_med,
         z_p90=z_p90,
         score=score,
@@ -190,7 +195,8 @@ def _window_z(
     with np.errstate(invalid="ignore", divide="ignore"):
         z_med = (med - table.center[gk]) / (scale * _SE_MEDIAN / root_n)
         z_p90 = (p90 - table.log_p90[gk]) / (scale * _SE_P90 / root_n)
-    score = np.where(np.abs(z_med) >= np.abs(z_p90), z_med, z_p90)
+    z_p90 = np.where(counts >= config.min_tail_count, z_p90, np.nan)
+    score = np.where(np.abs(z_med) >= np.nan_to_num(np.abs(z_p90)), z_med, z_p90)
     score = cap_scores(score, config.max_z)
     ok = table.warm[gk] & (counts >= config.min_window_count)
     return z_med, z_p90, np.where(ok, score, np.nan)

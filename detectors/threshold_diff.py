@@ -75,19 +75,18 @@ def diff_thresholds(
 ) -> ThresholdDiff:
     """Compare old and new thresholds on recent signed window scores, per key.
 
-    `eligible[key]` marks windows that passed the minimum-deviation rule (all by
-    default); a key missing from `old` or `new` never fires under that set.
+    `eligible[key]` marks windows that passed the minimum-deviation rule (all when
+    absent); `times_ns[key]` labels them. A key missing from `old` or `new` never
+    fires under that set.
     """
     changes = {s: SeverityChange(s) for s in Severity}
     windows = unchanged = 0
     for key, raw in recent.items():
         scores = badness(raw, direction)
-        ok = (
-            np.ones(scores.size, np.bool_)
-            if eligible is None
-            else np.asarray(eligible[key], np.bool_)
-        )
-        times = None if times_ns is None else np.asarray(times_ns[key], np.int64)
+        mask = None if eligible is None else eligible.get(key)
+        ok = np.ones(scores.size, np.bool_) if mask is None else np.asarray(mask, np.bool_)
+        stamps = None if times_ns is None else times_ns.get(key)
+        times = None if stamps is None else np.asarray(stamps, np.int64)
         before = _severities(old.get(key), scores, ok)
         after = _severities(new.get(key), scores, ok)
         for i, (a, b) in enumerate(zip(before, after, strict=True)):
