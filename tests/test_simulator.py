@@ -43,6 +43,7 @@ from bot.simulator import (
     write_ground_truth,
     write_otlp_json,
     write_otlp_jsonl,
+    write_replay,
 )
 from bot.simulator.metrics import CPU_PERCENT, MEMORY_MB, P99_MS, REQUEST_RATE, quantile
 from bot.spans import SpanKind
@@ -97,6 +98,9 @@ def test_output_does_not_depend_on_chunk_size() -> None:
     assert [c.end_ns - c.start_ns for c in chunks][:2] == [7 * MINUTE_NS] * 2
     assert same(whole, SpanColumns.concat(sim.table, [c.spans for c in chunks]))
     assert len({s.ts_ns for c in chunks for s in c.metrics}) == 90
+    [one] = Simulator(3).replay(BUSY - 30 * MINUTE_NS, 90 * MINUTE_NS, 90 * MINUTE_NS)
+    assert same(whole, one.spans)
+    assert one.metrics == [s for c in chunks for s in c.metrics]
 
 
 def test_unaligned_range_is_refused() -> None:
@@ -347,6 +351,12 @@ def test_otlp_json_files_round_trip(tmp_path: Path) -> None:
     assert len(lines) == 3
     for line, chunk in zip(lines, chunks, strict=True):
         _check_otlp_json(json.loads(line), chunk)
+    paths = write_replay(tmp_path / "replay", sim.replay(BUSY, 4 * MINUTE_NS, 2 * MINUTE_NS))
+    assert [p.name for p in paths] == [f"{kind}-{BUSY + i * 2 * MINUTE_NS}.{ext}"
+                                       for i in range(2) for kind, ext in
+                                       (("spans", "json"), ("metrics", "prom"))]
+    families = list(text_string_to_metric_families(paths[1].read_text()))
+    assert sum(len(f.samples) for f in families) == 2 * 5 * len(DEFAULT_TOPOLOGY.services)
 
 
 class RecordingCollector:

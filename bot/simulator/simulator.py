@@ -35,8 +35,8 @@ class SimChunk:
     spans: SpanColumns
     metrics: list[MetricSample]
 
-    @property
-    def batch(self) -> SpanBatch:
+    def to_batch(self) -> SpanBatch:
+        """The chunk's spans as a `SpanBatch` (built on each call)."""
         return self.spans.to_batch()
 
 
@@ -82,14 +82,12 @@ class Simulator:
             cached = self._cached = self._platform.block(index)
         return cached
 
-    def _spans(self, lo: int, hi: int) -> SpanColumns:
-        """Spans of requests starting in minutes [lo, hi)."""
+    def _segments(self, lo: int, hi: int) -> Iterator[tuple[int, int, Block]]:
+        """Minutes [lo, hi) cut at block edges, each piece with its block."""
         size = self._platform.block_minutes
-        parts = []
         for index in range(lo // size, (hi - 1) // size + 1):
             first = index * size
-            parts.append(self._block(index).minutes(max(lo, first), min(hi, first + size)))
-        return SpanColumns.concat(self.table, parts)
+            yield max(lo, first), min(hi, first + size), self._block(index)
 
     def metrics(self, minute: int, spans: SpanColumns) -> list[MetricSample]:
         """Service metrics of `minute` (absolute minute number), given that minute's spans."""
@@ -103,7 +101,8 @@ class Simulator:
         first, count = _minutes(start_ns, duration_ns)
         if count == 0:
             return SpanColumns.empty(self.table)
-        return self._spans(first, first + count)
+        parts = [block.minutes(a, b) for a, b, block in self._segments(first, first + count)]
+        return SpanColumns.concat(self.table, parts)
 
     def spans(self, start_ns: int, duration_ns: int) -> list[Span]:
         """Like `generate`, as full `Span` objects (slow path: tests, small files)."""
@@ -119,16 +118,19 @@ class Simulator:
                                        f"({MINUTE_NS} ns each); got {step_ns}")
         for lo in range(first, first + count, step):
             hi = min(lo + step, first + count)
-            metrics: list[MetricSample] = []
-            for minute in range(lo, hi):
-                metrics += self.metrics(minute, self._spans(minute, minute + 1))
-            yield SimChunk(lo * MINUTE_NS, hi * MINUTE_NS, self._spans(lo, hi), metrics)
+            parts, metrics = [], []
+            for a, b, block in self._segments(lo, hi):
+                parts.append(block.minutes(a, b))
+                for minute in range(a, b):
+                    metrics += self.metrics(minute, block.minutes(minute, minute + 1))
+            yield SimChunk(lo * MINUTE_NS, hi * MINUTE_NS,
+                           SpanColumns.concat(self.table, parts), metrics)
 
     def batches(self, start_ns: int, duration_ns: int,
                 step_ns: int = MINUTE_NS) -> Iterator[tuple[SpanBatch, list[MetricSample]]]:
         """`replay` as (SpanBatch, metrics) pairs, ready for `IngestPipeline.ingest`."""
         for chunk in self.replay(start_ns, duration_ns, step_ns):
-            yield chunk.batch, chunk.metrics
+            yield chunk.to_batch(), chunk.metrics
 
 
 def _minutes(start_ns: int, duration_ns: int) -> tuple[int, int]:
