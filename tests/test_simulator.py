@@ -35,6 +35,7 @@ from bot.simulator import (
     Topology,
     TopologyError,
     TrafficModel,
+    encode_otlp_protobuf,
     load_ground_truth,
     make_incident,
     otlp_json,
@@ -452,6 +453,24 @@ async def test_protobuf_emitter_fails_clearly(sleeps: tuple[list[float], Sleep])
         with pytest.raises(OtlpExportError, match="gave up .* 3 attempts .*ConnectError"):
             await emitter.send(spans)
     assert waited == [0.5, 1.0]
+
+
+def test_retry_policy_backs_off_and_honours_retry_after() -> None:
+    policy = RetryPolicy(initial_backoff_s=0.5, multiplier=2.0, max_backoff_s=4.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert policy.delay(1, "3") == 3.0
+    assert policy.delay(1, "120") == 4.0  # capped
+    assert policy.delay(2, "soon") == 1.0  # unreadable hint ignored
+
+
+async def test_protobuf_emitter_retries_429(sleeps: tuple[list[float], Sleep]) -> None:
+    waited, sleep = sleeps
+    spans = Simulator(1).generate(BUSY, MINUTE_NS)
+    async with (RecordingCollector([429, 502]) as busy,
+                OtlpHttpEmitter(busy.url, sleep=sleep) as emitter):
+        result = await emitter.send(spans)
+    assert result.attempts == 3 and waited == [0.5, 1.0] and len(busy.bodies) == 3
+    assert busy.bodies[0] == busy.bodies[2] == encode_otlp_protobuf(spans)
 
 
 # -- topology validation -----------------------------------------------------------------

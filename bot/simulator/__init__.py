@@ -34,6 +34,7 @@ from bot.simulator.otlp_http import (
     OtlpHttpEmitter,
     RetryPolicy,
     encode_otlp_protobuf,
+    otlp_request,
 )
 from bot.simulator.otlp_json import otlp_json
 from bot.simulator.scenarios import SCENARIOS, Profile, Scenario, ScenarioSpec, Signal
@@ -78,6 +79,7 @@ __all__ = [
     "load_ground_truth",
     "make_incident",
     "otlp_json",
+    "otlp_request",
     "render_exposition",
     "schedule_incidents",
     "write_ground_truth",

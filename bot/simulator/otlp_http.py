@@ -27,7 +27,7 @@ from bot.simulator.columns import SpanColumns, SpanStatus
 from bot.simulator.errors import OtlpExportError
 from bot.simulator.otlp_json import SCOPE_NAME, SCOPE_VERSION, STATUS_CODE_ERROR
 
-__all__ = ["ExportResult", "OtlpHttpEmitter", "RetryPolicy", "encode_otlp_protobuf"]
+__all__ = ["ExportResult", "OtlpHttpEmitter", "RetryPolicy", "encode_otlp_protobuf", "otlp_request"]
 
 CONTENT_TYPE = "application/x-protobuf"
 
@@ -55,7 +55,12 @@ def _id_bytes(*parts: np.ndarray) -> list[bytes]:
 
 
 def encode_otlp_protobuf(spans: SpanColumns) -> bytes:
-    """The serialized request; one ResourceSpans per service."""
+    """The serialized `otlp_request`: the body of an OTLP/HTTP protobuf POST."""
+    return bytes(otlp_request(spans).SerializeToString())
+
+
+def otlp_request(spans: SpanColumns) -> ExportTraceServiceRequest:
+    """The spans as an `ExportTraceServiceRequest`; one ResourceSpans per service."""
     table = spans.table
     request = ExportTraceServiceRequest()
     scopes: dict[str, Any] = {}
@@ -83,7 +88,7 @@ def encode_otlp_protobuf(spans: SpanColumns) -> bytes:
         if statuses[i]:
             span.status.code = STATUS_CODE_ERROR
             span.status.message = SpanStatus(statuses[i]).message
-    return bytes(request.SerializeToString())
+    return request
 
 
 @dataclass(frozen=True, slots=True)
