@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # -- simulator (the embedded default source) --
     simulator_seed: int = 42
-    simulator_requests_per_minute: int = Field(600, gt=0)
+    simulator_requests_per_minute: int = Field(60, gt=0)
     simulator_history_days: int = Field(7, ge=0, description="history replayed before demo starts")
 
     # -- Slack --

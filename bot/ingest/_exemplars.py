@@ -1,8 +1,10 @@
 """Choosing and keeping exemplar traces: the slowest few per span key and UTC hour.
 
-Recent batches stay in a bounded buffer so that, when a span is chosen, the rest
-of its trace (children usually end, and are exported, before their parent) can
-be rebuilt; spans of a chosen trace that arrive later are added as they come.
+Recent batches stay in a bounded buffer so that the rest of a chosen span's
+trace (children usually end, and are exported, before their parent) can be
+rebuilt. Gathering is one pass over the buffer per flush, plus one pass over a
+batch as it leaves the buffer, so its cost is a set lookup per span per flush,
+not per chosen trace.
 """
 
 from __future__ import annotations
@@ -21,20 +23,6 @@ _SELECTED_CAP = 20_000  # trace ids whose late spans are still collected
 
 
 @dataclass(slots=True)
-class _Buffered:
-    batch: SpanBatch
-    index: dict[str, list[int]] | None = None
-
-    def rows_of(self, trace_id: str) -> list[int]:
-        if self.index is None:
-            index: dict[str, list[int]] = {}
-            for i, t in enumerate(self.batch.trace_ids):
-                index.setdefault(t, []).append(i)
-            self.index = index
-        return self.index.get(trace_id, [])
-
-
-@dataclass(slots=True)
 class _Pending:
     key: str
     hour_ns: int
@@ -48,7 +36,7 @@ class ExemplarPicker:
         self._store = store
         self._n = per_key_hour
         self._buffer_cap = buffer_spans
-        self._buffer: deque[_Buffered] = deque()
+        self._buffer: deque[SpanBatch] = deque()
         self._buffer_len = 0
         self._top: dict[tuple[str, int], list[int]] = {}  # durations, descending
         self._selected: OrderedDict[str, None] = OrderedDict()
@@ -83,40 +71,49 @@ class ExemplarPicker:
         return await self._store.exemplar_durations(info.id, hour_ns) if info else []
 
     def _select(self, key: str, hour_ns: int, row: int, batch: SpanBatch) -> None:
-        trace_id = batch.trace_ids[row]
         span = batch.materialize(row)
+        trace_id = span.trace_id
         pending = self._new.get((key, trace_id))
         if pending is None or pending.duration_ns < span.duration_ns:
             spans = pending.spans if pending else {}
             pending = _Pending(key, hour_ns, span.duration_ns, span.start_ns, spans)
             self._new[(key, trace_id)] = pending
-        current = _Buffered(batch)
-        for buffered in (*self._buffer, current):
-            for i in buffered.rows_of(trace_id):
-                s = buffered.batch.materialize(i)
-                pending.spans.setdefault(s.span_id, s)
+        pending.spans.setdefault(span.span_id, span)
         self._selected[trace_id] = None
         self._selected.move_to_end(trace_id)
         while len(self._selected) > _SELECTED_CAP:
             self._selected.popitem(last=False)
 
-    def collect_late(self, batch: SpanBatch) -> None:
-        """Keep spans that belong to traces chosen earlier."""
-        if not self._selected:
-            return
+    def _gather(self, batch: SpanBatch) -> None:
+        """Collect the spans of `batch` that belong to chosen traces."""
         selected = self._selected
+        if not selected:
+            return
+        by_trace: dict[str, list[Span]] = {}
         for i in [i for i, t in enumerate(batch.trace_ids) if t in selected]:
             s = batch.materialize(i)
-            self._late.setdefault(s.trace_id, {}).setdefault(s.span_id, s)
+            by_trace.setdefault(s.trace_id, []).append(s)
+        waiting: dict[str, list[_Pending]] = {}
+        for (_, trace_id), p in self._new.items():
+            waiting.setdefault(trace_id, []).append(p)
+        for trace_id, spans in by_trace.items():
+            targets = [p.spans for p in waiting.get(trace_id, [])] or [self._late.setdefault(trace_id, {})]
+            for target in targets:
+                for s in spans:
+                    target.setdefault(s.span_id, s)
 
     def remember(self, batch: SpanBatch) -> None:
-        self._buffer.append(_Buffered(batch))
+        self._buffer.append(batch)
         self._buffer_len += len(batch)
         while self._buffer_len > self._buffer_cap and len(self._buffer) > 1:
-            self._buffer_len -= len(self._buffer.popleft().batch)
+            old = self._buffer.popleft()
+            self._buffer_len -= len(old)
+            self._gather(old)
 
     async def flush(self, ids: dict[str, int]) -> None:
         """Save chosen traces, drop those pushed out of the top N, add late spans."""
+        for batch in self._buffer:
+            self._gather(batch)
         new, late = self._new, self._late
         self._new, self._late = {}, {}
         try:

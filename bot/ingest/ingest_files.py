@@ -9,25 +9,12 @@ from typing import Any
 from rich.console import Console
 
 from bot.ingest.files import load_file
-from bot.ingest.pipeline import IngestPipeline
+from bot.ingest.pipeline import pipeline_for
 from bot.settings import Settings
 from bot.spans import RejectCounter
 from bot.store import SqliteStore
 
-__all__ = ["ingest_files", "pipeline_for"]
-
-
-def pipeline_for(settings: Settings, store: SqliteStore, rejects: RejectCounter) -> IngestPipeline:
-    """The pipeline configured from settings (one place, used by every entry point)."""
-    return IngestPipeline(
-        store,
-        rejects,
-        exemplars_per_key_hour=settings.exemplars_per_key_hour,
-        trace_buffer_spans=settings.trace_buffer_spans,
-        window_days=settings.baseline_window_days,
-        exemplar_retention_days=settings.exemplar_retention_days,
-        anomaly_exemplar_retention_days=settings.anomaly_exemplar_retention_days,
-    )
+__all__ = ["ingest_files"]
 
 
 async def ingest_files(

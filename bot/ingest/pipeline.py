@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.ingest._exemplars import ExemplarPicker
+from bot.settings import Settings
 from bot.spans import MAX_DURATION_NS, RejectCounter, RejectReason, SpanBatch
 from bot.store.base import AggregateRow, Store
 from detectors.aggregate import LatencyAggregate
 
-__all__ = ["HOUR_NS", "IngestPipeline", "IngestStats"]
+__all__ = ["HOUR_NS", "IngestPipeline", "IngestStats", "pipeline_for"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,12 @@ class IngestPipeline:
         errs = batch.error if rows is None else batch.error[rows]
         hours = starts // HOUR_NS
         async with self._lock:
-            self._exemplars.collect_late(batch)
+            self._exemplars.remember(batch)
             for g in _groups(key_idx, hours):
                 k, h = int(key_idx[g[0]]), int(hours[g[0]])
                 self._fold(k, h, durs[g], errs[g], starts[g])
                 src = g if rows is None else rows[g]
                 await self._exemplars.consider(self._key_names[k], h * HOUR_NS, src, batch)
-            self._exemplars.remember(batch)
             self.stats.spans_ingested += int(starts.size)
             self.stats.batches += 1
             self.stats.latest_span_ns = max(self.stats.latest_span_ns, int(starts.max()))
@@ -220,3 +220,16 @@ def _groups(key_idx: np.ndarray, hours: np.ndarray) -> list[np.ndarray]:
     cuts = np.flatnonzero(sc[1:] != sc[:-1]) + 1
     return np.split(order, cuts)
 
+
+
+def pipeline_for(settings: Settings, store: Store, rejects: RejectCounter) -> IngestPipeline:
+    """The pipeline configured from settings (one place, used by every entry point)."""
+    return IngestPipeline(
+        store,
+        rejects,
+        exemplars_per_key_hour=settings.exemplars_per_key_hour,
+        trace_buffer_spans=settings.trace_buffer_spans,
+        window_days=settings.baseline_window_days,
+        exemplar_retention_days=settings.exemplar_retention_days,
+        anomaly_exemplar_retention_days=settings.anomaly_exemplar_retention_days,
+    )

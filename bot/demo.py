@@ -1,0 +1,93 @@
+"""`opsbot demo`: the service on embedded defaults, fed by the built-in simulator.
+
+History is replayed straight into the pipeline (a simulated clock, fast); then
+live traffic is generated minute by minute and sent to our own OTLP/HTTP
+receiver as protobuf, exactly as an OpenTelemetry SDK would send it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+
+from bot.server import Service, serve
+from bot.settings import Settings
+from bot.simulator import MINUTE_NS, Simulator, TrafficModel, otlp_request
+
+__all__ = ["run_demo"]
+
+DAY_NS = 86_400 * 10**9
+
+
+async def run_demo(
+    settings: Settings,
+    console: Console,
+    duration_s: float | None = None,
+    seconds_per_minute: float = 1.0,
+) -> dict[str, int]:
+    """Replay history, then stream live minutes over OTLP until `duration_s` (or Ctrl-C)."""
+    sim = Simulator(settings.simulator_seed,
+                    traffic=TrafficModel(sampled_per_minute=settings.simulator_requests_per_minute))
+    now = time.time_ns() // MINUTE_NS * MINUTE_NS
+    history_start = now - settings.simulator_history_days * DAY_NS
+    async with Service.running(settings) as service:
+        ready = asyncio.Event()
+        server = asyncio.create_task(serve(service, ready))
+        await _wait_ready(server, ready)
+        await _replay_history(service, sim, history_start, now, console)
+        url = f"http://{settings.http_host}:{service.port}/v1/traces"
+        console.print(f"live: one simulated minute every {seconds_per_minute:g}s, sent as OTLP to {url}")
+        try:
+            await _live(service, sim, now, url, console, duration_s, seconds_per_minute)
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+        await service.pipeline.flush()
+        stats = await service.store.stats()
+    return {"spans": service.pipeline.stats.spans_ingested, "keys": stats.series,
+            "aggregate_rows": stats.aggregate_rows, "exemplar_traces": stats.exemplar_traces}
+
+
+async def _wait_ready(server: asyncio.Task[None], ready: asyncio.Event) -> None:
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if server.done():
+        waiter.cancel()
+        await server  # raises the bind error
+
+
+async def _replay_history(service: Service, sim: Simulator, start: int, end: int,
+                          console: Console) -> None:
+    if end <= start:
+        return
+    hours = (end - start) // (60 * MINUTE_NS)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"replaying {hours} h of simulated history", total=hours)
+        for batch, _metrics in sim.batches(start, end - start, step_ns=60 * MINUTE_NS):
+            await service.pipeline.ingest(batch)
+            progress.advance(task)
+    await service.pipeline.flush()
+    console.print(f"history: {service.pipeline.stats.spans_ingested:,} spans, "
+                  f"{len(service.pipeline.keys)} span keys")
+
+
+async def _live(service: Service, sim: Simulator, start: int, url: str, console: Console,
+                duration_s: float | None, seconds_per_minute: float) -> None:
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    minute = start
+    headers = {"Content-Type": "application/x-protobuf"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        while deadline is None or time.monotonic() < deadline:
+            cols = sim.generate(minute, MINUTE_NS)
+            body = otlp_request(cols).SerializeToString()
+            resp = await client.post(url, content=body, headers=headers)
+            resp.raise_for_status()
+            s = service.pipeline.stats
+            console.print(f"{time.strftime('%H:%M:%S')} sent {len(cols)} spans "
+                          f"(total {s.spans_ingested:,}, keys {len(service.pipeline.keys)}, "
+                          f"rejected {service.rejects.total()})", highlight=False)
+            minute += MINUTE_NS
+            await asyncio.sleep(seconds_per_minute)
