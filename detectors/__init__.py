@@ -2,9 +2,10 @@
 
 Pure numpy and small state machines: no IO, no clock, no globals. The detector
 loop chains the steps: partials -> `build_baseline` -> `BaselineTable` ->
-`score_windows` (the alerting unit: one key, one window) -> `deviation_ok` and
-`SeverityThresholds.classify` -> `AnomalyTracker.observe` -> `group_incidents`;
-`LevelShiftTracker` re-anchors a baseline after a sustained shift.
+`score_windows` (the alerting unit: one key, one window) -> `decide_windows`
+(direction, minimum deviation, `SeverityThresholds.classify`) ->
+`AnomalyTracker.observe` -> `group_incidents`; `LevelShiftTracker` re-anchors a
+baseline after a sustained shift. Metric samples: `sample_scores` -> `decide_samples`.
 """
 
 from detectors.aggregate import LatencyAggregate
@@ -35,6 +36,7 @@ from detectors.config import (
     SeverityConfig,
     WarmupGate,
 )
+from detectors.decide import WindowDecisions, decide_samples, decide_windows
 from detectors.grouping import CallGraph, Incident, IncidentMember, group_incidents, pick_origin
 from detectors.level_shift import LevelShift, LevelShiftTracker
 from detectors.lifecycle import Anomaly, AnomalyEvent, AnomalyTracker
@@ -89,6 +91,7 @@ __all__ = [
     "ThresholdDiff",
     "Transform",
     "WarmupGate",
+    "WindowDecisions",
     "WindowScores",
     "badness",
     "baseline_from_aggregate",
@@ -97,6 +100,8 @@ __all__ = [
     "cap_scores",
     "compute_thresholds",
     "day_index",
+    "decide_samples",
+    "decide_windows",
     "deviation_ok",
     "diff_thresholds",
     "group_incidents",

@@ -127,6 +127,22 @@ def warmup_ok(count: int, first_seen_ns: int | None, now_ns: int, gate: WarmupGa
     return now_ns - first_seen_ns >= gate.min_span_s * 1e9
 
 
+def _effective_gate(
+    bucket_type: BucketType,
+    config: BaselineConfig,
+    first_seen_ns: int | None,
+    anchor_ns: int | None,
+) -> tuple[WarmupGate, int | None]:
+    """After a re-anchor the span counts from the anchor, and global needs only the re-warm span."""
+    gate = config.gate(bucket_type.value)
+    if anchor_ns is None:
+        return gate, first_seen_ns
+    seen = anchor_ns if first_seen_ns is None else max(first_seen_ns, anchor_ns)
+    if bucket_type is BucketType.GLOBAL:
+        gate = WarmupGate(gate.min_samples, min(gate.min_span_s, config.reanchor_min_span_s))
+    return gate, seen
+
+
 def baseline_from_aggregate(
     agg: Aggregate,
     bucket_type: BucketType,
@@ -145,12 +161,7 @@ def baseline_from_aggregate(
             config.relative_pct,
             config.absolute_floor,
         )
-    gate = config.gate(bucket_type.value)
-    seen = first_seen_ns
-    if anchor_ns is not None:
-        seen = anchor_ns if seen is None else max(seen, anchor_ns)
-        if bucket_type is BucketType.GLOBAL:
-            gate = WarmupGate(gate.min_samples, min(gate.min_span_s, config.reanchor_min_span_s))
+    gate, seen = _effective_gate(bucket_type, config, first_seen_ns, anchor_ns)
     q = [agg.quantile(p) for p in (0.5, 0.9, 0.95, 0.99)]
     return Baseline(
         bucket_type=bucket_type,

@@ -131,7 +131,7 @@ def diurnal(_: int, t_ns: int) -> float:
 
 
 MEDIANS = [0.3, 0.3, 2.0, 2.0, 30.0, 30.0, 120.0, 120.0, 400.0, 400.0]
-RATES = [200, 10, 200, 10, 200, 20, 100, 20, 50, 5]  # spans per minute per key
+RATES = [100, 10, 100, 10, 100, 20, 60, 20, 50, 5]  # spans per minute per key
 
 
 def naive_raw_z_candidates(

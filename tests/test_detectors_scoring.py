@@ -66,6 +66,13 @@ def test_sample_scores_equal_a_per_span_loop(table: BaselineTable) -> None:
     assert np.nanmin(got) == -4.0
 
 
+def test_sample_scores_leave_the_input_alone() -> None:
+    table = BaselineTable.from_baselines([baseline(np.arange(100.0), transform=Transform.IDENTITY)])
+    values = np.array([1.0, 50.0, 99.0])
+    sample_scores(values, np.zeros(3, np.int64), table, max_z=0)
+    assert values.tolist() == [1.0, 50.0, 99.0]
+
+
 def test_cap_is_symmetric_and_zero_disables() -> None:
     z = np.array([-1e6, -3.0, np.nan, 2.0, 5862.0])
     assert np.array_equal(cap_scores(z, 10.0), np.array([-10, -3, np.nan, 2, 10]), equal_nan=True)
