@@ -1,0 +1,80 @@
+"""Adapter that puts opsbot's streaming series detector (`detectors.score_series`) into the harness.
+
+Contract used, imported lazily so the harness runs without it:
+`detectors.score_series(timestamps_ns, values, config: DetectorConfig, transform: Transform)`
+returns the signed z of each row against the baseline built from the rows before
+it (prequential), capped at +-`config.scoring.max_z`, NaN while the baseline is cold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["OpsbotDetector", "OpsbotDetectorUnavailable", "z_to_unit"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_CONTRACT = (
+    "the NAB harness needs detectors.score_series(timestamps_ns: int64 ns array, "
+    "values: float64 array, config: detectors.DetectorConfig, "
+    "transform: detectors.transforms.Transform) -> float64 array of "
+    "signed z per row, causal, capped at +-config.scoring.max_z, NaN while cold"
+)
+
+
+class OpsbotDetectorUnavailable(ImportError):
+    """opsbot's detector package does not (yet) offer what the adapter calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpsbotDetector:
+    """opsbot's detector as a NAB `SeriesDetector`: score = min(|z|, max_z) / max_z, 0 while cold.
+
+    `config` is a `detectors.DetectorConfig` (None: its defaults); `transform` names a
+    `detectors.transforms.Transform` ("identity", "log1p", "log"). NAB counts anomalies
+    in both directions, so the sign of z is dropped.
+    """
+
+    name: str = "opsbot"
+    config: Any = None
+    transform: str = "identity"
+
+    def score_series(self, timestamps_ns: IntArray, values: FloatArray) -> FloatArray:
+        score_series, config, transform = _opsbot_api(self.config, self.transform)
+        z = np.asarray(score_series(timestamps_ns, values, config, transform), dtype=np.float64)
+        return z_to_unit(z, float(config.scoring.max_z))
+
+
+def z_to_unit(z: npt.ArrayLike, max_z: float) -> FloatArray:
+    """|z| into [0, 1]: |z| / max_z under a cap, else |z| / (1 + |z|); NaN (cold) is 0."""
+    a = np.abs(np.asarray(z, dtype=np.float64))
+    a = np.where(np.isnan(a), 0.0, a)
+    if max_z > 0:
+        return np.minimum(a, max_z) / max_z
+    return np.where(np.isinf(a), 1.0, a / (1.0 + a))
+
+
+def _opsbot_api(config: Any, transform: str) -> tuple[Any, Any, Any]:
+    """(score_series, config, transform) from `detectors`; OpsbotDetectorUnavailable if absent."""
+    try:
+        from detectors import DetectorConfig, score_series
+        from detectors.transforms import Transform
+    except ImportError as exc:
+        raise OpsbotDetectorUnavailable(f"{_CONTRACT}; import failed: {exc}") from exc
+    cfg = DetectorConfig() if config is None else config
+    max_z = getattr(getattr(cfg, "scoring", None), "max_z", None)
+    if not isinstance(max_z, int | float) or math.isnan(max_z):
+        raise OpsbotDetectorUnavailable(f"{_CONTRACT}; the config has no numeric scoring.max_z")
+    try:
+        chosen = Transform(transform)
+    except ValueError:
+        raise ValueError(
+            f"unknown transform {transform!r}; use one of {[t.value for t in Transform]}"
+        ) from None
+    return score_series, cfg, chosen
