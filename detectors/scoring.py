@@ -122,7 +122,7 @@ class WindowScores:
     key_idx: IntArray
     window_start_ns: IntArray
     count: IntArray
-    median: FloatArray  # raw units (ms)
+    median: FloatArray  # quantiles of log-duration (linear interpolation), back in raw units (ms)
     p90: FloatArray
     deviation: FloatArray  # transformed median - baseline center (ln units for latency)
     z_median: FloatArray  # uncapped

@@ -162,8 +162,10 @@ def score_series(
 ) -> FloatArray:
     """Prequential scores of a whole series: each point scored on the past, then learnt.
 
-    Timestamps must be non-decreasing. Confirmed level shifts re-anchor the
-    baseline (see `level_shift`). Returns signed capped z, NaN while cold.
+    Timestamps need not be sorted: a step back (NAB's DST hour) is late data for
+    hours already folded, and the clock never moves back. Inputs are not modified.
+    Confirmed level shifts re-anchor the baseline (see `level_shift`). Returns
+    signed z capped at +-max_z, NaN while the baseline is cold (a harness maps NaN to 0).
     """
     ts = np.asarray(timestamps_ns, dtype=np.int64)
     xs = np.asarray(values, dtype=np.float64)

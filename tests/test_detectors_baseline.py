@@ -192,3 +192,17 @@ def test_streaming_metric_late_values_and_reanchor() -> None:
     det.reanchor(T0 + 40 * HOUR_NS)
     anchored = det.baseline(t)
     assert anchored.count == 8 * 60 + 1 and anchored.anchor_ns == T0 + 40 * HOUR_NS
+
+
+def test_message_helpers() -> None:
+    agg = lat(np.exp(np.random.default_rng(13).normal(np.log(0.44), 1.0, 20_000)))
+    partials = [(T0 // DAY_NS, h, agg) for h in range(24)] + [(T0 // DAY_NS + 1, 0, agg)]
+    b = build_baseline(partials, LatencyAggregate(), T0 + DAY_NS + HOUR_NS, T0, BaselineConfig())
+    assert b.expected == pytest.approx(0.44, rel=0.02)  # geometric mean, not the raw mean
+    lo, hi = b.band(2.0)
+    assert lo == pytest.approx(0.44 * math.exp(-2 * b.scale), rel=0.05) and lo < b.p50 < hi
+    assert b.describe().startswith("p50 0.44") and "(global, 500000 samples)" in b.describe()
+    cold = build_baseline(
+        partials, LatencyAggregate(), T0 + DAY_NS + HOUR_NS, None, BaselineConfig()
+    )
+    assert cold.describe().endswith("warming up)")
