@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from bot.ingest._otlp_columns import SpanBytes, error_rows, trusted_trace_ids
 from bot.ingest._otlp_common import UNKNOWN_SERVICE, OtlpDecodeError
 from bot.ingest._otlp_json import decode_traces_json, spans_from_otlp_json
 from bot.ingest._otlp_repair import repair_invalid_utf8
@@ -32,12 +33,9 @@ from bot.spans import (
 
 __all__ = ["OtlpDecodeError", "decode_traces_json", "decode_traces_pb", "spans_from_otlp_json"]
 
-_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 _KINDS = range(0, 6)  # SpanKind values
 _CODES = range(0, 3)  # Status.StatusCode values
 _ERROR = 2
-_ERROR_TAIL = (0x18, 0x02)  # Status.code = 2 as encoders write it: the span's last field...
-_FLAGS_TAG = (0x85, 0x01)  # ...unless Span.flags (field 16, fixed32: tag + 4 bytes) follows it
 
 
 def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
@@ -93,7 +91,7 @@ class _Rows:
     """Decoded spans of one request before the time checks."""
 
     keys: list[str]
-    trace_ids: list[bytes]
+    trace_ids: list[str]  # hex
     starts: Any  # sequence of uint64
     ends: Any
     error: np.ndarray
@@ -113,7 +111,7 @@ class _Rows:
             trace_ids = [trace_ids[i] for i in rows]
             raws = [raws[i] for i in rows]
             start, duration, error, scope_of = start[ok], duration[ok], error[ok], scope_of[ok]
-        return SpanBatch(keys=keys, trace_ids=list(map(bytes.hex, trace_ids)), start_ns=start,
+        return SpanBatch(keys=keys, trace_ids=trace_ids, start_ns=start,
                          duration_ns=duration, error=error,
                          materialize=_Materializer(self.scopes, scope_of, raws, keys))
 
@@ -147,22 +145,16 @@ def _keys(scopes: list[ScopeInfo], counts: list[int], names: list[str]) -> list[
 def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
              raws: list[bytes]) -> _Rows | None:
     """The request's rows from its merged columns, or None when they cannot be trusted."""
-    n = len(raws)
-    trace_ids, span_ids, names = list(cols.trace_id), list(cols.span_id), list(cols.name)
-    starts, ends = cols.start_time_unix_nano, cols.end_time_unix_nano
-    kinds, codes = list(cols.kind), list(cols.status.code)
-    if not (len(trace_ids) == len(span_ids) == len(names) == len(starts) == len(ends) == n
-            and set(map(len, trace_ids)) == {16} and _ZERO_TRACE not in trace_ids
-            and set(map(len, span_ids)) == {8} and _ZERO_SPAN not in span_ids
-            and set(map(len, cols.parent_span_id)) <= {8} and "" not in names
-            and (not kinds or (min(kinds) in _KINDS and max(kinds) in _KINDS))
-            and (not codes or (min(codes) in _CODES and max(codes) in _CODES))):
+    spans = SpanBytes.of(raws)
+    trace_ids = trusted_trace_ids(cols, spans)
+    names = list(cols.name)
+    if trace_ids is None or "" in names:
         return None
-    errors = codes.count(_ERROR)
-    error = _error_rows(raws, errors) if errors else np.zeros(n, np.bool_)
+    error = error_rows(spans, list(cols.status.code).count(_ERROR))
     scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
-    return _Rows(_keys(scopes, counts, names), trace_ids, starts, ends, error, scopes, scope_of,
-                 raws)
+    hex_ids = trace_ids.tobytes().hex(" ", 16).split()
+    return _Rows(_keys(scopes, counts, names), hex_ids, cols.start_time_unix_nano,
+                 cols.end_time_unix_nano, error, scopes, scope_of, raws)
 
 
 def _one_by_one(scopes: list[ScopeInfo], counts: list[int], raws: list[bytes],
@@ -177,7 +169,7 @@ def _one_by_one(scopes: list[ScopeInfo], counts: list[int], raws: list[bytes],
             rejects.add(*why)
             continue
         names.append(c.name[-1])
-        trace_ids.append(c.trace_id[-1])
+        trace_ids.append(c.trace_id[-1].hex())
         kept.append(raw)
         starts.append(c.start_time_unix_nano[-1] if c.start_time_unix_nano else 0)
         ends.append(c.end_time_unix_nano[-1] if c.end_time_unix_nano else 0)
@@ -225,30 +217,3 @@ def _check_times(start: np.ndarray, duration: np.ndarray,
             rejects.add(reason, detail, n)
             ok = ~bad if ok is None else ok & ~bad
     return ok
-
-
-def _error_rows(raws: list[bytes], expected: int) -> np.ndarray:
-    """Which spans have status ERROR, knowing how many do (from the merged status column).
-
-    Encoders write fields in number order, so an error status is the span's last
-    bytes but for `flags`; the candidates are confirmed by parsing them, and if the
-    confirmed count is not `expected` every span is parsed: an unusual encoder is
-    slow, not wrong.
-    """
-    n = len(raws)
-    ends = np.cumsum(np.fromiter(map(len, raws), np.int64, n))
-    buf = np.frombuffer(b"".join(raws), np.uint8)
-    has_flags = (buf[ends - 6] == _FLAGS_TAG[0]) & (buf[ends - 5] == _FLAGS_TAG[1])
-    ends -= 6 * has_flags
-    tail = (buf[ends - 2] == _ERROR_TAIL[0]) & (buf[ends - 1] == _ERROR_TAIL[1])
-    error = np.zeros(n, np.bool_)
-    for i in np.flatnonzero(tail).tolist():
-        error[i] = _status_code(raws[i]) == _ERROR
-    if int(np.count_nonzero(error)) != expected:
-        error = np.fromiter((_status_code(r) == _ERROR for r in raws), np.bool_, n)
-    return error
-
-
-def _status_code(raw: bytes) -> int:
-    codes = SpanCols.FromString(raw).status.code
-    return int(codes[-1]) if codes else 0
