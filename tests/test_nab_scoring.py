@@ -313,19 +313,27 @@ def planted(tmp_path: Path) -> Path:
 
 def test_the_harness_finds_a_planted_anomaly_and_reports_it(planted: Path) -> None:
     events: list[FileProgress] = []
-    detectors: list[SeriesDetector] = [WindowedGaussianDetector(), HourOfWeekZScoreDetector()]
+    detectors: list[SeriesDetector] = [
+        WindowedGaussianDetector(),
+        HourOfWeekZScoreDetector(),
+        IsolationForestDetector(),
+    ]
+    names = [d.name for d in detectors]
     report = run_nab_eval(planted, detectors, None, progress=events.append)
     assert [e.key for e in events] == ["synthetic/planted.csv", "synthetic/quiet.csv"]
-    assert set(events[0].seconds) == {"windowed_gaussian", "hour_of_week_zscore"}
+    assert list(events[0].seconds) == names
     assert (report.files, report.rows, report.windows) == (2, 3200, 1)
+    for name in names:  # every detector beats the null detector on a 15-sigma step
+        assert report.result(name).profiles["standard"].score > 0, name
     gaussian = report.result("windowed_gaussian").profiles["standard"]
-    assert gaussian.score > 50 and gaussian.detected == 1  # found, well above the null detector
+    assert gaussian.score > 90 and gaussian.detected == 1 and gaussian.false_alerts == 0
     doc = json.loads(json.dumps(report.to_json()))
-    for name in ("windowed_gaussian", "hour_of_week_zscore"):
+    assert list(doc) == names
+    for name in names:
         assert isinstance(doc[name]["standard"], float)
         assert isinstance(doc[name]["reward_low_FP_rate"], float)
     table = render_table(report)
-    assert isinstance(table, Table) and table.row_count == 2
+    assert isinstance(table, Table) and table.row_count == 3
 
 
 def test_scores_out_csvs_rescore_to_the_reported_scores(planted: Path, tmp_path: Path) -> None:

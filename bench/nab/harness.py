@@ -63,7 +63,9 @@ def stderr_progress(event: FileProgress) -> None:
     timings = "  ".join(f"{name} {s:.1f}s" for name, s in event.seconds.items())
     _stderr.print(
         f"[{event.index:>{len(str(event.total))}}/{event.total}] {event.key} "
-        f"({event.rows} rows)  {timings}"
+        f"({event.rows} rows)  {timings}",
+        markup=False,
+        soft_wrap=True,
     )
 
 

@@ -65,25 +65,26 @@ class NabReport:
 def render_table(report: NabReport) -> Table:
     """One row per detector: both normalised scores, then the standard profile's details."""
     table = Table(
-        title=f"NAB score: {report.files} files, {report.rows} rows, {report.windows} windows "
-        "(0 = detects nothing, 100 = every window at its left edge)"
+        title=f"NAB: {report.files} files, {report.rows} rows, {report.windows} windows",
+        caption="0 = detects nothing, 100 = every window at its left edge; "
+        "found, FPs (alert rows outside windows) and threshold: standard profile",
     )
-    table.add_column("detector")
+    table.add_column("detector", no_wrap=True)
     table.add_column("standard", justify="right")
-    table.add_column("reward_low_FP", justify="right")
-    table.add_column("found / windows (std)", justify="right")
-    table.add_column("false alerts (std)", justify="right")
-    table.add_column("threshold (std / low FP)", justify="right")
-    table.add_column("seconds", justify="right")
+    table.add_column("low FP", justify="right")
+    table.add_column("found", justify="right", no_wrap=True)
+    table.add_column("FPs", justify="right")
+    table.add_column("threshold", justify="right")
+    table.add_column("s", justify="right")
     for d in report.detectors:
         std, low = d.profiles[STANDARD.name], d.profiles[REWARD_LOW_FP.name]
         table.add_row(
             d.name,
             f"{std.score:.1f}",
             f"{low.score:.1f}",
-            f"{std.detected} / {std.detected + std.missed}",
+            f"{std.detected}/{std.detected + std.missed}",
             str(std.false_alerts),
-            f"{std.threshold:.6g} / {low.threshold:.6g}",
+            f"{std.threshold:.4g}",
             f"{d.seconds:.1f}",
         )
     return table
