@@ -289,6 +289,10 @@ class SlackStandIn:
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"channel": self._channel(p.get("channel"), by_name=False)}
 
+    def _m_users_conversations(self, p: dict[str, Any]) -> dict[str, Any]:
+        mine = [ch for ch in self.channels.values() if ch["is_member"]]
+        return {"channels": mine, "response_metadata": {"next_cursor": ""}}
+
     def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel(p.get("channel"), by_name=False)
         if not ch["is_member"]:
@@ -302,6 +306,17 @@ class SlackStandIn:
         ]
         limit = int(p.get("limit") or 100)
         return {"messages": found[:limit], "has_more": len(found) > limit}
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel(p.get("channel"), by_name=False)
+        parent = self._message(ch["id"], p.get("ts"))
+        with_meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [parent] + [m for m in self.messages[ch["id"]]
+                             if m.get("thread_ts") == parent["ts"] != m["ts"]]
+        oldest = float(p.get("oldest") or 0)
+        found = [{k: v for k, v in m.items() if with_meta or k != "metadata"}
+                 for m in thread if m is parent or float(m["ts"]) >= oldest]
+        return {"messages": found, "has_more": False}
 
     def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("filename") or not p.get("length"):
