@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.slack.blocks import AlertView, alert_message
 from bot.slack.outbox import OutboxError
 from bot.store import SqliteStore
 from tests.slack_outbox_support import (
@@ -214,3 +217,25 @@ async def test_enqueue_refuses_what_it_cannot_send(store: SqliteStore, method: s
                                                    needs: str) -> None:
     with pytest.raises(OutboxError, match=needs):
         await new_outbox(store).enqueue("k", method, payload, target=target, now_ns=T0)  # type: ignore[arg-type]
+
+
+async def test_an_alert_from_blocks_is_posted_then_edited_in_place(
+        standin: SlackStandIn, store: SqliteStore) -> None:
+    anomaly_id = await anomaly(store)
+    await store.db.execute("INSERT INTO incidents (id, state, started_ns) VALUES (7, 'open', ?)",
+                           (T0,))
+    started = datetime(2024, 3, 12, 14, 3, tzinfo=UTC)
+    view = AlertView(anomaly_id, 2, "checkout", "POST /pay", 286.9, 0.4, 3.1, "Tue 14:00", 7.4,
+                     99.9, started, started, incident_id=7)
+    outbox, key = new_outbox(store), f"alert:{anomaly_id}"
+    await outbox.enqueue(key, "chat.postMessage", {"channel": "#opsbot-alerts",
+                                                   **alert_message(view)}, now_ns=T0)
+    await outbox.deliver_due(web_client(standin), T0)
+    resolved = replace(view, state="resolved", ended=started + timedelta(minutes=30))
+    await outbox.enqueue(f"{key}:resolved", "chat.update", {**alert_message(resolved)},
+                         target=key, now_ns=T0)
+    assert (await outbox.deliver_due(web_client(standin), T0)).sent == [f"{key}:resolved"]
+    [message] = standin.posted()
+    assert message["blocks"][0]["text"]["text"].endswith("resolved") and "edited" in message
+    async with store.db.execute("SELECT anomaly_id, incident_id, kind FROM slack_messages") as c:
+        assert list(map(tuple, await c.fetchall())) == [(anomaly_id, 7, "alert")]
