@@ -14,6 +14,7 @@ from itertools import chain, islice
 from typing import Any
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from bot.ingest._otlp_schema import LenientSpan, SpanCols
@@ -37,14 +38,15 @@ class ScopeInfo:
     """What the spans of one ScopeSpans share: service, resource, instrumentation scope."""
 
     service: str
-    resource_pb: Any  # opentelemetry.proto.resource.v1.Resource
+    resource_pb: bytes  # a serialized Resource: a parsed one would keep its whole request alive
     scope_name: str = ""
     scope_version: str = ""
     _resource: dict[str, Any] | None = field(default=None, repr=False)
 
     def resource(self) -> dict[str, Any]:
         if self._resource is None:
-            self._resource = bound_attributes(pb_attributes(self.resource_pb.attributes))
+            resource = Resource.FromString(self.resource_pb)
+            self._resource = bound_attributes(pb_attributes(resource.attributes))
         return dict(self._resource)
 
 

@@ -70,9 +70,10 @@ def _scopes(raw: Any) -> tuple[list[ScopeInfo], list[int], list[bytes]]:
     raws: list[bytes] = []
     for rs in raw.resource_spans:
         service = _service_name(rs.resource)
+        resource = rs.resource.SerializeToString()
         for ss in rs.scope_spans:
             if ss.spans:
-                scopes.append(ScopeInfo(service, rs.resource, ss.scope.name, ss.scope.version))
+                scopes.append(ScopeInfo(service, resource, ss.scope.name, ss.scope.version))
                 counts.append(len(ss.spans))
                 raws += ss.spans
     return scopes, counts, raws
