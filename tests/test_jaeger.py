@@ -1,4 +1,4 @@
-"""JaegerClient against a real HTTP server serving real Jaeger payloads; golden OTLP->Jaeger pairs."""
+"""JaegerClient against a real HTTP server serving real Jaeger payloads; golden OTLP->Jaeger."""
 
 from __future__ import annotations
 

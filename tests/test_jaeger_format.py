@@ -1,4 +1,4 @@
-"""The Jaeger JSON converter on every real Jaeger-shaped fixture, broken copies of them, and back."""
+"""The Jaeger JSON converter on every real Jaeger-shaped fixture, broken copies, and back."""
 
 from __future__ import annotations
 
@@ -20,19 +20,20 @@ from tools.traces.jaeger_format import (
 )
 
 # Every Jaeger-shaped file in the shared data, with how many spans it holds.
+_STATS = "jaeger-ui/components__TracePage__TraceStatistics__tableValuesTestTrace__"
 FIXTURES = {
-    "jaeger/cmd__jaeger__internal__extension__jaegerquery__internal__fixture__otlp2jaeger-out.json": 2,
+    "jaeger/cmd__jaeger__internal__extension__jaegerquery__internal__fixture__"
+    "otlp2jaeger-out.json": 2,
     "jaeger/internal__uimodel__converter__v1__json__fixtures__domain_01.json": 5,
     "jaeger/internal__uimodel__converter__v1__json__fixtures__ui_01.json": 5,
     "jaeger-ui/utils__fixtures__otlp2jaeger-out.json": 2,
     "jaeger-ui/utils__fixtures__oltp2jaeger-multi-out.json": 4,
     "jaeger-ui/components__TracePage__TraceFlamegraph__testTrace.json": 4,
     "jaeger-ui/components__TracePage__TraceGraph__testTrace.json": 11,
-    "jaeger-ui/components__TracePage__TraceStatistics__tableValuesTestTrace__"
-    "spanAmongEachOtherGroupedAndSpans.json": 17,
-    "jaeger-ui/components__TracePage__TraceStatistics__tableValuesTestTrace__spanLongerAsParent.json": 8,
-    "jaeger-ui/components__TracePage__TraceStatistics__tableValuesTestTrace__spansAmongEachOther.json": 12,
-    "jaeger-ui/components__TracePage__TraceStatistics__tableValuesTestTrace__testTraceNormal.json": 5,
+    _STATS + "spanAmongEachOtherGroupedAndSpans.json": 17,
+    _STATS + "spanLongerAsParent.json": 8,
+    _STATS + "spansAmongEachOther.json": 12,
+    _STATS + "testTraceNormal.json": 5,
     "jaeger-ui/components__TracePage__TraceTimelineViewer__genaiTestTrace.json": 57,
 }
 DOMAIN, UI = list(FIXTURES)[1:3]

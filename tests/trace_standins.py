@@ -136,7 +136,8 @@ class JaegerStandIn(StandIn):
         ops: dict[str, str] = {}
         for trace in self.traces:
             for span in self._spans_of(trace, service):
-                kind = next((t["value"] for t in span.get("tags", []) if t["key"] == "span.kind"), "")
+                tags = span.get("tags", [])
+                kind = next((t["value"] for t in tags if t["key"] == "span.kind"), "")
                 ops.setdefault(span["operationName"], kind)
         if self.legacy_operations:
             return self._envelope(sorted(ops))
@@ -145,7 +146,8 @@ class JaegerStandIn(StandIn):
     async def _find(self, request: Request) -> Response:
         q = request.query_params
         if "service" not in q:
-            return self._envelope(None, 400, [{"code": 400, "msg": "parameter 'service' is required"}])
+            errors = [{"code": 400, "msg": "parameter 'service' is required"}]
+            return self._envelope(None, 400, errors)
         start, end = int(q.get("start", 0)), int(q.get("end", 2**62))
         min_us = _go_duration_us(q.get("minDuration", "0us"))
         hits = [t for t in self.traces if any(
@@ -171,7 +173,7 @@ def _go_duration_us(text: str) -> float:
 
 
 def otlp_traces_in(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    """resourceSpans of OTLP JSON files regrouped per trace id (lowercase hex), as Tempo stores them."""
+    """resourceSpans of OTLP JSON files regrouped per trace id (lowercase hex), as in Tempo."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
         for rs in json.loads(path.read_text())["resourceSpans"]:
