@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from bot.settings import Settings
 from bot.slack.blocks import AlertView, alert_message
-from bot.slack.outbox import OutboxError
+from bot.slack.outbox import OutboxError, client_for
 from bot.store import SqliteStore
 from tests.slack_outbox_support import (
     T0,
@@ -239,3 +240,13 @@ async def test_an_alert_from_blocks_is_posted_then_edited_in_place(
     assert message["blocks"][0]["text"]["text"].endswith("resolved") and "edited" in message
     async with store.db.execute("SELECT anomaly_id, incident_id, kind FROM slack_messages") as c:
         assert list(map(tuple, await c.fetchall())) == [(anomaly_id, 7, "alert")]
+
+
+async def test_client_for_settings_talks_to_slack_without_its_own_retries(
+        standin: SlackStandIn) -> None:
+    settings = Settings(slack_bot_token=standin.token, slack_api_base_url=standin.url)
+    client = client_for(settings)
+    assert client.retry_handlers == []
+    assert (await client.auth_test())["ok"]
+    with pytest.raises(OutboxError, match="OPSBOT_SLACK_BOT_TOKEN"):
+        client_for(Settings(slack_bot_token=None))

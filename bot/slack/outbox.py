@@ -92,6 +92,7 @@ class Outbox:
         self._rng = rng or random.Random()
         self._holds: dict[str, int] = {}  # method -> held until (ns), after an HTTP 429
         self._wakeup = asyncio.Event()
+        self._warned_retries = False
 
     async def enqueue(self, dedupe_key: str, method: Method, payload: Mapping[str, Any], *,
                       target: str | None = None, now_ns: int | None = None) -> bool:
@@ -121,6 +122,10 @@ class Outbox:
         def clock() -> int:
             return now_ns + time.monotonic_ns() - started
 
+        if client.retry_handlers and not self._warned_retries:
+            self._warned_retries = True
+            log.warning("outbox: this Slack client retries by itself, which can post twice;"
+                        " build it with bot.slack.outbox.client_for(settings)")
         report = DeliveryReport()
         lease_ns = int(self.policy.lease_s * 1e9)
         while (claim := await self._rows.claim(clock(), lease_ns, self._held(clock()))) is not None:
