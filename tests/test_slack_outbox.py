@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
+from bot.settings import load_settings
 from bot.slack.blocks import AlertView, alert_message
 from bot.slack.outbox import OutboxError, client_for
 from bot.store import SqliteStore
@@ -244,9 +244,9 @@ async def test_an_alert_from_blocks_is_posted_then_edited_in_place(
 
 async def test_client_for_settings_talks_to_slack_without_its_own_retries(
         standin: SlackStandIn) -> None:
-    settings = Settings(slack_bot_token=standin.token, slack_api_base_url=standin.url)
+    settings = load_settings(slack_bot_token=standin.token, slack_api_base_url=standin.url)
     client = client_for(settings)
     assert client.retry_handlers == []
     assert (await client.auth_test())["ok"]
     with pytest.raises(OutboxError, match="OPSBOT_SLACK_BOT_TOKEN"):
-        client_for(Settings(slack_bot_token=None))
+        client_for(load_settings(slack_bot_token=None))
