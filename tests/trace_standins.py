@@ -8,6 +8,7 @@ request and can be scripted to fail the next N requests or to answer slowly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import socket
@@ -189,7 +190,8 @@ class TempoStandIn(StandIn):
 
     def __init__(self, traces: dict[str, list[dict[str, Any]]]) -> None:
         self.traces = traces
-        self.shape = "batches"  # or "resourceSpans", or "v2" via /api/v2/traces
+        self.shape = "batches"  # or "resourceSpans"; /api/v2/traces answers {"trace": ...}
+        self.base64_ids = False  # Tempo before 2.0 wrote ids as protobuf JSON does: base64
         self.search_extra: list[Any] = []  # appended to search results (malformed entries)
         super().__init__([
             Route("/api/search", self._search),
@@ -230,11 +232,23 @@ class TempoStandIn(StandIn):
         batches = self._batches(request.path_params["trace_id"])
         if batches is None:
             return PlainTextResponse("trace not found", 404)
-        key = "batches" if self.shape == "batches" else "resourceSpans"
-        return JSONResponse({key: batches})
+        if self.base64_ids:
+            batches = [_base64_ids(rs) for rs in batches]
+        if self.shape not in ("batches", "resourceSpans"):
+            return JSONResponse({"batches": self.shape})  # scripted garbage
+        return JSONResponse({self.shape: batches})
 
     async def _trace_v2(self, request: Request) -> Response:
         batches = self._batches(request.path_params["trace_id"])
         if batches is None:
             return PlainTextResponse("trace not found", 404)
         return JSONResponse({"trace": {"resourceSpans": batches}, "status": "COMPLETE"})
+
+
+def _base64_ids(rs: dict[str, Any]) -> dict[str, Any]:
+    def b64(value: str) -> str:
+        return base64.b64encode(bytes.fromhex(value)).decode() if value else value
+
+    spans = [{**sp, **{k: b64(sp[k]) for k in ("traceId", "spanId", "parentSpanId") if k in sp}}
+             for sp in rs["scopeSpans"][0]["spans"]]
+    return {**rs, "scopeSpans": [{**rs["scopeSpans"][0], "spans": spans}]}
