@@ -53,14 +53,18 @@ def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
 def _parse(body: bytes, rejects: RejectCounter) -> tuple[Any, Any]:
     try:
         return ColsRequest.FromString(body), RawRequest.FromString(body)
-    except DecodeError as exc:
+    except DecodeError:
         repaired = repair_invalid_utf8(body, rejects)
-        if repaired is None:
-            raise OtlpDecodeError(
-                RejectReason.MALFORMED,
-                f"body is not an OTLP ExportTraceServiceRequest in protobuf encoding ({exc})",
-            ) from None
-        return ColsRequest.FromString(repaired), RawRequest.FromString(repaired)
+    try:
+        if repaired is not None:
+            return ColsRequest.FromString(repaired), RawRequest.FromString(repaired)
+    except DecodeError:
+        pass
+    raise OtlpDecodeError(
+        RejectReason.MALFORMED,
+        "body is not an OTLP ExportTraceServiceRequest in protobuf encoding (corrupt wire "
+        "format); send application/json for OTLP/JSON",
+    )
 
 
 def _scopes(raw: Any) -> tuple[list[ScopeInfo], list[int], list[bytes]]:
