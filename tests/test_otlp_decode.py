@@ -358,3 +358,34 @@ def test_broken_containers_are_counted_as_malformed() -> None:
                              {"scopeSpans": 3}]}
     spans, rejected = _json_spans(doc)
     assert len(spans) == 1 and rejected == {"malformed": 3}
+
+
+def test_sdk_encoded_requests_take_the_column_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Span-by-span decoding is exact but slow; what real SDKs send must not need it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    import bot.ingest.otlp as otlp
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    for i in range(30):
+        with tracer.start_as_current_span("root"), tracer.start_as_current_span("child") as c:
+            c.set_attribute("i", i)
+            if i % 7 == 0:
+                c.set_status(Status(StatusCode.ERROR, "x"))
+
+    def slow(*args: Any) -> None:
+        raise AssertionError("an SDK payload went span by span")
+
+    monkeypatch.setattr(otlp, "_one_by_one", slow)
+    batch = decode_traces_pb(encode_spans(memory.get_finished_spans()).SerializeToString(),
+                             RejectCounter())
+    assert len(batch) == 60
+    assert batch.error.tolist() == [s.status.status_code is StatusCode.ERROR
+                                    for s in memory.get_finished_spans()]
