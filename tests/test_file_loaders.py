@@ -136,14 +136,17 @@ def test_otlp_json_files_match_the_decoder(parts: tuple[str, ...]) -> None:
     assert spans and rejects.total() == 0
 
 
-def test_otlp_json_lines_stream_and_count_bad_lines(tmp_path: Path) -> None:
+def test_json_lines_stream_and_count_bad_lines(tmp_path: Path) -> None:
     docs = [json.loads(shared_path(*p).read_text()) for p in OTLP_FILES]
-    lines = [json.dumps(d) for d in docs] + ["{not json", '{"status": "success"}', ""]
+    jaeger = json.loads(shared_path(*GENAI).read_text())
+    lines = [json.dumps(d) for d in docs] + ["{not json", '{"status": "success"}', "",
+                                             json.dumps(jaeger)]
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    assert detect_format(path) is FileFormat.OTLP_JSON_LINES
+    assert detect_format(path) is FileFormat.JSON_LINES
     spans, rejects = _load(path, chunk=2)
-    assert len(spans) == sum(len(spans_from_otlp_json(d, RejectCounter())) for d in docs)
+    expected = [s for d in docs for s in spans_from_otlp_json(d, RejectCounter())]
+    assert spans == expected + spans_from_jaeger(jaeger, RejectCounter())
     assert rejects.as_dict() == {"malformed": 2}
 
 
@@ -171,7 +174,7 @@ def test_jaeger_file_with_broken_ids_is_counted() -> None:
 def test_unknown_formats_name_the_file_and_the_formats(parts: tuple[str, ...]) -> None:
     path = shared_path(*parts)
     with pytest.raises(UnsupportedFileError) as err:
-        list(load_file(path, RejectCounter()))
+        load_file(path, RejectCounter())  # at the call, before any batch is asked for
     assert str(path) in str(err.value) and "Nezha span CSV" in str(err.value)
     assert "Jaeger JSON" in str(err.value) and "OTLP JSON" in str(err.value)
     with pytest.raises(UnsupportedFileError):

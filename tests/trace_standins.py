@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -73,7 +73,7 @@ class StandIn:
                 await asyncio.sleep(self.script.delay_s)
         await self._app(scope, receive, send)
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         config = uvicorn.Config(self._asgi, host="127.0.0.1", port=self.port, log_level="error",
                                 lifespan="off", interface="asgi3")
         self._server = uvicorn.Server(config)

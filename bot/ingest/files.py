@@ -37,7 +37,8 @@ _OTLP_KEYS = ("resourceSpans", "resource_spans", "batches")
 
 class FileFormat(enum.StrEnum):
     OTLP_JSON = "OTLP JSON (an export request or TracesData with resourceSpans)"
-    OTLP_JSON_LINES = "JSON Lines of OTLP export requests (the collector's file exporter)"
+    JSON_LINES = ("JSON Lines (one OTLP export request a line, as the collector's file "
+                  "exporter writes, or one Jaeger trace a line)")
     JAEGER_JSON = 'Jaeger JSON (the query API\'s {"data": [traces]} or one trace with spans)'
     NEZHA_CSV = "Nezha span CSV (header " + ",".join(NEZHA_COLUMNS) + ")"
 
@@ -57,16 +58,28 @@ class UnsupportedFileError(ValueError):
 
 def load_file(path: Path, rejects: RejectCounter,
               chunk_spans: int = DEFAULT_CHUNK_SPANS) -> Iterator[SpanBatch]:
-    """Every valid span of `path` in batches of at most `chunk_spans`."""
+    """Every valid span of `path` in batches of at most `chunk_spans`.
+
+    An unknown format raises `UnsupportedFileError` here, before any batch is read.
+    """
     path = Path(path)
     fmt = _sniff(path)
     if fmt is FileFormat.NEZHA_CSV:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            yield from nezha_batches(f, rejects, chunk_spans, path.name)
-    elif fmt is FileFormat.OTLP_JSON_LINES:
-        yield from _chunks(_json_lines(path, rejects), chunk_spans)
-    else:
-        yield from _chunks(_document(path, rejects), chunk_spans)
+        return _nezha_file(path, rejects, chunk_spans)
+    if fmt is FileFormat.JSON_LINES:
+        return _chunks(_json_lines(path, rejects), chunk_spans)
+    obj = _parse_document(path)
+    if obj is None:
+        rejects.add(RejectReason.MALFORMED, f"{path}: not valid JSON (truncated or corrupt?)")
+        return iter(())
+    if _kind(obj) is None:
+        raise UnsupportedFileError(path, _describe(obj))
+    return _chunks(_spans_of(obj, rejects, str(path)), chunk_spans)
+
+
+def _nezha_file(path: Path, rejects: RejectCounter, chunk_spans: int) -> Iterator[SpanBatch]:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        yield from nezha_batches(f, rejects, chunk_spans, path.name)
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -91,7 +104,7 @@ def _sniff(path: Path) -> FileFormat | None:
     start = text.lstrip()[:1]
     if start in ("{", "["):
         if start == "{" and _kind(_loads(first_line)) is not None:
-            return FileFormat.OTLP_JSON_LINES
+            return FileFormat.JSON_LINES
         return None
     if is_nezha_header(next(csv.reader([first_line]), [])):
         return FileFormat.NEZHA_CSV
@@ -156,16 +169,6 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
-
-
-def _document(path: Path, rejects: RejectCounter) -> Iterator[Span]:
-    obj = _parse_document(path)
-    if obj is None:
-        rejects.add(RejectReason.MALFORMED, f"{path}: not valid JSON (truncated or corrupt?)")
-        return
-    if _kind(obj) is None:
-        raise UnsupportedFileError(path, _describe(obj))
-    yield from _spans_of(obj, rejects, str(path))
 
 
 def _json_lines(path: Path, rejects: RejectCounter) -> Iterator[Span]:
