@@ -24,6 +24,7 @@ from bench.nab import (
     NabScoringError,
     OpsbotDetector,
     OpsbotDetectorUnavailable,
+    OpsbotNoveltyDetector,
     SeriesDetector,
     WindowedGaussianDetector,
     optimise_threshold,
@@ -207,10 +208,19 @@ def _detectors() -> list[SeriesDetector]:
         IsolationForestDetector(),
         small_forest,
         OpsbotDetector(),
+        OpsbotNoveltyDetector(),
     ]
 
 
-_DETECTOR_IDS = ["gaussian", "gaussian_sliding", "hour_of_week", "forest", "forest_small", "opsbot"]
+_DETECTOR_IDS = [
+    "gaussian",
+    "gaussian_sliding",
+    "hour_of_week",
+    "forest",
+    "forest_small",
+    "opsbot_zscore",
+    "opsbot_novelty",
+]
 
 
 @pytest.mark.parametrize("detector", _detectors(), ids=_DETECTOR_IDS)

@@ -6,7 +6,12 @@ NAB-layout directory and returns a `NabReport` (`to_json()`, `render_table`).
 
 from bench.nab.corpus import NabCorpus, NabFile, NabLayoutError
 from bench.nab.harness import FileProgress, default_detectors, run_nab_eval, stderr_progress
-from bench.nab.opsbot import OpsbotDetector, OpsbotDetectorUnavailable
+from bench.nab.opsbot import (
+    NAB_NOVELTY,
+    OpsbotDetector,
+    OpsbotDetectorUnavailable,
+    OpsbotNoveltyDetector,
+)
 from bench.nab.protocol import DetectorOutputError, SeriesDetector
 from bench.nab.reference import (
     HourOfWeekZScoreDetector,
@@ -27,6 +32,7 @@ from bench.nab.scoring import (
 from bench.nab.sweep import optimise_threshold, sweep
 
 __all__ = [
+    "NAB_NOVELTY",
     "PROFILES",
     "REWARD_LOW_FP",
     "STANDARD",
@@ -43,6 +49,7 @@ __all__ = [
     "NabScoringError",
     "OpsbotDetector",
     "OpsbotDetectorUnavailable",
+    "OpsbotNoveltyDetector",
     "Profile",
     "ProfileResult",
     "SeriesDetector",

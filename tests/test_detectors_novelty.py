@@ -1,0 +1,114 @@
+"""detectors.novelty: rolling statistics against numpy, novelty and hold rules, causality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.novelty import (
+    DAY_NS,
+    NoveltyConfig,
+    keep_records,
+    novelty,
+    novelty_scores,
+    rolling_max,
+    rolling_mean,
+    rolling_std,
+    seasonal_residual,
+)
+
+FIVE_MIN_NS = 300 * 10**9
+T0_NS = int(np.datetime64("2014-01-06T00:00:00", "ns").astype(np.int64))
+
+
+@pytest.mark.parametrize("window", [1, 2, 7, 50, 500])
+def test_rolling_statistics_match_numpy_over_each_window(window: int) -> None:
+    x = np.random.default_rng(window).normal(1e6, 3.0, 300)  # a large level: precision matters
+    for t in range(x.size):
+        part = x[max(0, t - window + 1) : t + 1]
+        assert rolling_max(x, window)[t] == part.max()
+        assert rolling_mean(x, window)[t] == pytest.approx(part.mean(), rel=1e-12)
+        assert rolling_std(x, window)[t] == pytest.approx(part.std(), rel=1e-6, abs=1e-6)
+
+
+def test_novelty_is_the_excess_over_the_past_range_in_units_of_that_range() -> None:
+    x = np.concatenate([np.tile([0.0, 10.0], 10), [5.0, 20.0, -10.0, 40.0]])
+    e = novelty(x, history=100, warmup=2)
+    assert e[20] == 0.0  # inside [0, 10]
+    assert e[21] == pytest.approx(1.0 / 2.0)  # 10 over a range of 10: e = 1, squashed 1/2
+    assert e[22] == pytest.approx(0.5 / 1.5)  # 10 under a range of 20 (now [0, 20])
+    assert e[23] == pytest.approx(20 / 30 / (1 + 20 / 30))  # 20 over the range [-10, 20]
+    assert np.all(e[:2] == 0.0)  # warm-up
+
+
+def test_a_step_off_a_flatline_scores_near_one() -> None:
+    x = np.full(400, 5.0)
+    x[350] = 6.0
+    e = novelty(x, history=100, warmup=10)
+    assert e[350] > 0.99 and np.count_nonzero(e) == 1
+
+
+def test_seasonal_residual_uses_the_latest_row_a_period_back_even_when_time_steps_back() -> None:
+    ts = T0_NS + np.arange(600, dtype=np.int64) * FIVE_MIN_NS
+    x = np.arange(600, dtype=np.float64) ** 1.5
+    r, ok = seasonal_residual(ts, x, DAY_NS)
+    assert not ok[:288].any() and ok[288:].all()
+    np.testing.assert_allclose(r[288:], x[288:] - x[:-288])
+    back = ts.copy()
+    back[400:] -= 12 * FIVE_MIN_NS  # an hour repeated, as NAB's DST artefacts
+    r_back, _ = seasonal_residual(back, x, DAY_NS)
+    np.testing.assert_allclose(r_back[:400], r[:400])
+
+
+def test_keep_records_alerts_once_per_excursion_and_again_only_when_it_worsens() -> None:
+    s = np.zeros(50)
+    s[10:20] = 0.4  # a persisting excursion: one alert
+    s[25] = 0.6  # worse than anything in the hold: alerts again
+    s[40] = 0.5  # after the hold (15 rows): alerts
+    kept = keep_records(s, hold=14)
+    assert np.flatnonzero(kept).tolist() == [10, 25, 40]
+    np.testing.assert_array_equal(keep_records(s, hold=0), s)
+
+
+def _daily(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ts = T0_NS + np.arange(n, dtype=np.int64) * FIVE_MIN_NS
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 1, n)
+    return ts, values
+
+
+def test_novelty_scores_find_a_planted_step_with_few_alerts_before_it() -> None:
+    ts, values = _daily(4000)
+    values[3000:3100] += 40
+    scores = novelty_scores(ts, values)
+    assert np.all((scores >= 0) & (scores < 1))
+    assert int(np.argmax(scores)) == 3000
+    assert scores[3000] > 2 * scores[:3000].max()
+
+
+def test_novelty_scores_find_a_day_whose_cycle_is_missing() -> None:
+    ts, values = _daily(4000, seed=1)
+    values[2880:3168] = 50 + np.random.default_rng(2).normal(0, 1, 288)  # a flat day, same level
+    scores = novelty_scores(ts, values)
+    assert 2880 <= int(np.argmax(scores[300:])) + 300 < 3168
+
+
+def test_novelty_scores_are_causal() -> None:
+    ts, values = _daily(3000, seed=3)
+    full = novelty_scores(ts, values)
+    for cut in (301, 1200, 2345):
+        np.testing.assert_array_equal(novelty_scores(ts[:cut], values[:cut]), full[:cut])
+        future = values.copy()
+        future[cut:] = 1e6 - 50 * future[cut:]
+        np.testing.assert_array_equal(novelty_scores(ts, future)[:cut], full[:cut])
+
+
+def test_novelty_scores_refuse_non_finite_values_and_bad_config() -> None:
+    ts, values = _daily(500)
+    values[7] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        novelty_scores(ts, values)
+    with pytest.raises(ValueError, match="history"):
+        NoveltyConfig(history=0)
+    with pytest.raises(ValueError, match="seasonal_weight"):
+        NoveltyConfig(seasonal_weight=2.0)
