@@ -41,7 +41,7 @@ from detectors import (
     sample_scores,
     score_windows,
 )
-from detectors.aggregate import N_BINS, bin_edges_ms
+from detectors.aggregate import bin_edges_ms
 from detectors.buckets import FALLBACK_ORDER, HOUR_NS, bucket_id, bucket_id_of_partial
 from detectors.transforms import LOG_MIN_MS
 

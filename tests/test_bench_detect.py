@@ -46,7 +46,9 @@ def test_array_recalculation_equals_build_baseline_over_hour_objects() -> None:
         assert (fast.p50, fast.p99) == pytest.approx((slow.p50, slow.p99), rel=1e-12)
 
 
-def test_bench_reports_positive_figures_in_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_reports_positive_figures_in_table_and_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     result = run_detect_bench(spans=3000, keys=7, days=2)
     tp, rc = result["throughput"], result["recalculation"]
     assert tp["reference"]["per_s"] > 0 and tp["sample_scores"]["samples_per_s"] > 0

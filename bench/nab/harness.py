@@ -70,7 +70,7 @@ def stderr_progress(event: FileProgress) -> None:
 
 
 def default_detectors() -> list[SeriesDetector]:
-    """opsbot's detectors (novelty, then the streaming z path) and the references, in table order."""
+    """opsbot's detectors (novelty, then the streaming z path) and the references, in order."""
     return [
         OpsbotNoveltyDetector(),
         OpsbotDetector(),
