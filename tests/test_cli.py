@@ -19,11 +19,37 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPSBOT_SHARED_DATA", raising=False)
 
 
-@pytest.mark.parametrize("argv", [["ask", "why?"], ["recalc"], ["anomalies"]])
-def test_unbuilt_commands_say_so_and_fail(argv: list[str]) -> None:
-    result = runner.invoke(app, argv)
-    assert result.exit_code == 3
-    assert "not built yet" in result.output
+def test_a_command_whose_module_has_not_landed_says_so_and_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer
+
+    from bot.cli import _delegate
+
+    with pytest.raises(typer.Exit) as exc:
+        _delegate("bot.no_such_capability", "command", "issue 9: later")
+    assert exc.value.exit_code == 3
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_a_broken_import_inside_a_landed_module_is_not_hidden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from bot.cli import _delegate
+
+    (tmp_path / "landed_mod.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+        _delegate("landed_mod", "command", "issue 9")
+
+
+def test_ingest_unsupported_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello, this is not telemetry\n")
+    result = runner.invoke(app, ["ingest", str(bad)],
+                           env={"OPSBOT_DB_PATH": str(tmp_path / "o.db")})
+    assert result.exit_code == 2
+    assert "cannot load" in result.output
 
 
 def test_bad_setting_stops_with_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,10 +7,9 @@ no network call ever happens inside one. The `payload` column holds JSON
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,21 +78,13 @@ def _since(last_error: str | None) -> int | None:
 class OutboxRows:
     """The outbox table behind one aiosqlite connection (shared with the store)."""
 
-    def __init__(self, connection: Callable[[], aiosqlite.Connection]) -> None:
+    def __init__(
+        self,
+        connection: Callable[[], aiosqlite.Connection],
+        transaction: Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]],
+    ) -> None:
         self._connection = connection
-        self._lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            db = self._connection()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
+        self._tx = transaction  # the store's: one lock for every writer on the connection
 
     async def insert(self, key: str, method: str, payload: dict[str, Any], now_ns: int) -> bool:
         async with self._tx() as db:

@@ -87,7 +87,7 @@ class Outbox:
 
     def __init__(self, store: SqliteStore, policy: OutboxPolicy | None = None,
                  rng: random.Random | None = None) -> None:
-        self._rows = OutboxRows(lambda: store.db)
+        self._rows = OutboxRows(lambda: store.db, store.transaction)
         self.policy = policy or OutboxPolicy()
         self._rng = rng or random.Random()
         self._holds: dict[str, int] = {}  # method -> held until (ns), after an HTTP 429

@@ -9,10 +9,22 @@ from bot.store.base import (
     StoreStats,
     StoreVersionError,
 )
+from bot.store.records import (
+    AnomalyRecord,
+    FeedbackRecord,
+    IncidentRecord,
+    MuteRecord,
+    Verdict,
+)
 from bot.store.sqlite import SqliteStore
 
 __all__ = [
     "AggregateRow",
+    "AnomalyRecord",
+    "FeedbackRecord",
+    "IncidentRecord",
+    "MuteRecord",
+    "Verdict",
     "ExemplarTrace",
     "SeriesInfo",
     "SqliteStore",

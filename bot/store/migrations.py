@@ -153,5 +153,56 @@ CREATE TABLE ingest_rejects (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# v2: stable text ids for anomalies and incidents (the detector's own ids, so a
+# restart upserts instead of duplicating), mutes, and Slack events seen (each
+# event is handled once, whatever Slack retries).
+_V2 = """
+ALTER TABLE anomalies ADD COLUMN uid TEXT;
+CREATE UNIQUE INDEX anomalies_uid ON anomalies (uid);
+ALTER TABLE incidents ADD COLUMN uid TEXT;
+CREATE UNIQUE INDEX incidents_uid ON incidents (uid);
+CREATE INDEX anomalies_by_incident ON anomalies (incident_id);
+
+CREATE TABLE mutes (
+    id         INTEGER PRIMARY KEY,
+    target     TEXT NOT NULL,                     -- 'service:operation' or 'service'
+    until_ns   INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    lifted_ns  INTEGER
+);
+CREATE INDEX mutes_active ON mutes (target, until_ns);
+
+CREATE TABLE slack_events (
+    event_id    TEXT PRIMARY KEY,
+    received_ns INTEGER NOT NULL
+);
+"""
+
+# v3: what the detection engine keeps between runs. `score_hist`: per series and
+# UTC hour, histograms of window badness (all scored windows, and those that
+# passed the minimum-deviation rule), so a severity recalculation and its dry run
+# read aggregates, not raw scores. `detector_state`: the engine's trackers, level
+# shifts, call graph and unscored spans, saved with the score rows in one
+# transaction, so a restart resumes exactly where the last saved step ended.
+_V3 = """
+CREATE TABLE score_hist (
+    series_id INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    day       INTEGER NOT NULL,                  -- days since 1970-01-01 UTC
+    hour      INTEGER NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    windows   INTEGER NOT NULL,                  -- scored windows in the hour
+    hist      BLOB NOT NULL,                     -- sparse histogram of every window's badness
+    eligible  BLOB NOT NULL,                     -- ... of windows that passed min deviation
+    PRIMARY KEY (series_id, day, hour)
+) WITHOUT ROWID;
+
+CREATE TABLE detector_state (
+    name       TEXT PRIMARY KEY,                 -- 'engine'
+    data       TEXT NOT NULL,                    -- JSON: trackers, shifts, graph, incidents
+    pending    BLOB,                             -- spans buffered for windows not closed yet
+    updated_ns INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ file as it was before the write, never half-applied.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -27,17 +28,20 @@ from bot.store.base import (
     StoreVersionError,
 )
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from bot.store.detection_state import DetectionStateMixin
+from bot.store.records import RecordsMixin
 from detectors.aggregate import LatencyAggregate
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore:
+class SqliteStore(RecordsMixin, DetectionStateMixin):
     """The embedded store: one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -88,14 +92,22 @@ class SqliteStore:
             )
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One `BEGIN IMMEDIATE` transaction on the shared connection.
+
+        Tasks that share the store queue here: SQLite has one transaction per
+        connection, and a second BEGIN would fail rather than wait.
+        """
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    _tx = transaction
 
     async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[object, ...]:
         async with self.db.execute(sql, params) as cur:
@@ -282,11 +294,12 @@ class SqliteStore:
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     async def stats(self) -> StoreStats:
         counts = []
