@@ -30,12 +30,13 @@ from bot.store.base import (
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.detection_state import DetectionStateMixin
 from bot.store.records import RecordsMixin
+from bot.store.slack_records import SlackRecordsMixin
 from detectors.aggregate import LatencyAggregate
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(RecordsMixin, DetectionStateMixin):
+class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin):
     """The embedded store: one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:

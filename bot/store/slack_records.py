@@ -1,0 +1,114 @@
+"""Slack-side records: which Slack message stands for which anomaly or incident, and acks.
+
+The outbox writes `slack_messages` rows when a post is sent; the bot reads them back to
+find the anomaly behind a reaction, a button or a thread question. Acknowledgements have
+no table of their own: they live in `meta` under `slack.ack.<anomaly id>` (one per user).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+import aiosqlite
+
+__all__ = ["AckRecord", "SlackMessageRef", "SlackRecordsMixin"]
+
+_MSG_COLS = "channel, ts, thread_ts, anomaly_id, incident_id, kind, created_ns"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessageRef:
+    """One posted message and what it is about."""
+
+    channel: str  # Slack's channel id (C..., G..., D...)
+    ts: str
+    thread_ts: str | None
+    anomaly_id: int | None
+    incident_id: int | None
+    kind: str  # alert | incident | digest | answer
+    created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckRecord:
+    user_id: str
+    created_ns: int
+
+
+def _ref(row: sqlite3.Row | Sequence[object]) -> SlackMessageRef:
+    channel, ts, thread_ts, anomaly_id, incident_id, kind, created = tuple(row)
+    return SlackMessageRef(str(channel), str(ts), None if thread_ts is None else str(thread_ts),
+                           None if anomaly_id is None else int(str(anomaly_id)),
+                           None if incident_id is None else int(str(incident_id)),
+                           str(kind), int(str(created)))
+
+
+class SlackRecordsMixin:
+    """SQL over `slack_messages` and the ack entries in `meta`."""
+
+    db: aiosqlite.Connection
+
+    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError  # provided by the store
+
+    async def slack_message_at(self, channel: str, ts: str) -> SlackMessageRef | None:
+        """The message at (channel, ts), e.g. the item of a reaction or a thread's parent."""
+        async with self.db.execute(
+            f"SELECT {_MSG_COLS} FROM slack_messages WHERE channel = ? AND ts = ?",
+            (channel, ts)) as cur:
+            row = await cur.fetchone()
+        return _ref(row) if row else None
+
+    async def slack_message_for(self, *, anomaly_id: int | None = None,
+                                incident_id: int | None = None,
+                                kind: str | None = None) -> SlackMessageRef | None:
+        """The first message posted about an anomaly or an incident (its alert or parent)."""
+        where, params = ["kind != 'answer'"], []  # type: ignore[var-annotated]
+        for col, value in (("anomaly_id", anomaly_id), ("incident_id", incident_id),
+                           ("kind", kind)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        async with self.db.execute(
+            f"SELECT {_MSG_COLS} FROM slack_messages WHERE {' AND '.join(where)}"
+            " ORDER BY id LIMIT 1", params) as cur:
+            row = await cur.fetchone()
+        return _ref(row) if row else None
+
+    async def link_slack_message(self, ref: SlackMessageRef) -> None:
+        """Record a message sent outside the outbox's post path (no-op when already known)."""
+        async with self.transaction() as db:
+            await db.execute(
+                f"INSERT OR IGNORE INTO slack_messages ({_MSG_COLS}) VALUES (?, ?, ?,"
+                " (SELECT id FROM anomalies WHERE id = ?), (SELECT id FROM incidents WHERE id = ?),"
+                " ?, ?)", (ref.channel, ref.ts, ref.thread_ts, ref.anomaly_id, ref.incident_id,
+                           ref.kind, ref.created_ns))
+
+    # -- acknowledgements --
+
+    async def acknowledge(self, anomaly_id: int, user_id: str, now_ns: int) -> bool:
+        """Record that `user_id` acknowledged the anomaly; False when they already had."""
+        key = f"slack.ack.{int(anomaly_id)}"
+        async with self.transaction() as db:
+            async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            acks: dict[str, int] = json.loads(row[0]) if row else {}
+            if user_id in acks:
+                return False
+            acks[user_id] = now_ns
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(acks, sort_keys=True)))
+        return True
+
+    async def acks_for(self, anomaly_id: int) -> list[AckRecord]:
+        async with self.db.execute("SELECT value FROM meta WHERE key = ?",
+                                   (f"slack.ack.{int(anomaly_id)}",)) as cur:
+            row = await cur.fetchone()
+        acks: dict[str, int] = json.loads(row[0]) if row else {}
+        return sorted((AckRecord(u, t) for u, t in acks.items()), key=lambda a: a.created_ns)
