@@ -2,18 +2,22 @@
 
 History is replayed straight into the pipeline (a simulated clock, fast); then
 live traffic is generated minute by minute and sent to our own OTLP/HTTP
-receiver as protobuf, exactly as an OpenTelemetry SDK would send it.
+receiver as protobuf, exactly as an OpenTelemetry SDK would send it. The
+detection engine scores both; each anomaly or incident event prints one line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+
 import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from bot.server import Service, serve
+from bot.detection.events import EngineEvent
+from bot.server import Service, describe_event, serve
 from bot.settings import Settings
 from bot.simulator import MINUTE_NS, Simulator, TrafficModel, otlp_request
 
@@ -34,12 +38,14 @@ async def run_demo(
     now = time.time_ns() // MINUTE_NS * MINUTE_NS
     history_start = now - settings.simulator_history_days * DAY_NS
     async with Service.running(settings) as service:
+        service.engine.subscribe(_printer(console))
         ready = asyncio.Event()
         server = asyncio.create_task(serve(service, ready))
         await _wait_ready(server, ready)
         await _replay_history(service, sim, history_start, now, console)
         url = f"http://{settings.http_host}:{service.port}/v1/traces"
-        console.print(f"live: one simulated minute every {seconds_per_minute:g}s, sent as OTLP to {url}")
+        console.print(f"live: one simulated minute every {seconds_per_minute:g}s, "
+                      f"sent as OTLP to {url}")
         try:
             await _live(service, sim, now, url, console, duration_s, seconds_per_minute)
         finally:
@@ -48,7 +54,21 @@ async def run_demo(
         await service.pipeline.flush()
         stats = await service.store.stats()
     return {"spans": service.pipeline.stats.spans_ingested, "keys": stats.series,
-            "aggregate_rows": stats.aggregate_rows, "exemplar_traces": stats.exemplar_traces}
+            "aggregate_rows": stats.aggregate_rows, "exemplar_traces": stats.exemplar_traces,
+            "windows_scored": service.engine.stats.windows_scored,
+            "anomalies_opened": service.engine.stats.anomalies_opened}
+
+
+def _printer(console: Console) -> Callable[[EngineEvent], Awaitable[None]]:
+    """Print anomaly opened/resolved and incident events, one plain line each."""
+
+    async def show(event: EngineEvent) -> None:
+        if event.subject == "anomaly" and event.kind == "updated":
+            return  # peaks and exemplars change often; the Slack channel edits in place
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(event.t_ns / 1e9))
+        console.print(f"[{when} UTC] {describe_event(event)}", highlight=False, markup=False)
+
+    return show
 
 
 async def _wait_ready(server: asyncio.Task[None], ready: asyncio.Event) -> None:
@@ -70,6 +90,7 @@ async def _replay_history(service: Service, sim: Simulator, start: int, end: int
             await service.pipeline.ingest(batch)
             progress.advance(task)
     await service.pipeline.flush()
+    await service.engine.advance()
     console.print(f"history: {service.pipeline.stats.spans_ingested:,} spans, "
                   f"{len(service.pipeline.keys)} span keys")
 

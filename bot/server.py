@@ -1,7 +1,9 @@
 """The one ASGI app: OTLP receiver, /healthz and /metrics (Slack events join it later).
 
-`Service` owns the store, the ingest pipeline and its flusher; `create_app`
-wires routes onto it; `serve` runs uvicorn until cancelled, flushing on exit.
+`Service` owns the store, the ingest pipeline and its flusher, and the detection
+engine fed from the pipeline (its ticker scores windows on the wall clock);
+`create_app` wires routes onto it; `serve` runs uvicorn until cancelled,
+flushing on exit. Subscribe to detection with `service.engine.subscribe(cb)`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.detection.engine import DetectionEngine
+from bot.detection.events import EngineEvent
+from bot.detection.tap import run_ticker, tap
 from bot.ingest.pipeline import IngestPipeline, pipeline_for
 from bot.ingest.receiver import otlp_routes
 from bot.settings import Settings
 from bot.spans import RejectCounter
 from bot.store import SqliteStore
 
-__all__ = ["Service", "create_app", "serve"]
+__all__ = ["Service", "create_app", "describe_event", "log_event", "run_service", "serve"]
 
 log = logging.getLogger(__name__)
+
+DETECT_INTERVAL_S = 5.0  # how often the live engine scores windows closed by the wall clock
 
 
 @dataclass
@@ -38,23 +45,33 @@ class Service:
     store: SqliteStore
     pipeline: IngestPipeline
     rejects: RejectCounter
+    engine: DetectionEngine
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     port: int = 0  # the bound port once serving (differs from settings when that is 0)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, settings: Settings) -> AsyncIterator[Service]:
-        """Open the store, start the flusher; on exit flush and close (nothing pending is lost)."""
+    async def running(
+        cls, settings: Settings, *, detect_interval_s: float = DETECT_INTERVAL_S
+    ) -> AsyncIterator[Service]:
+        """Open the store, start the flusher and the detection ticker; on exit flush, save
+        the engine's state and close (nothing pending is lost)."""
         rejects = RejectCounter()
         async with SqliteStore(settings.db_path) as store:
-            service = cls(settings, store, pipeline_for(settings, store, rejects), rejects)
+            pipeline = pipeline_for(settings, store, rejects)
+            engine = DetectionEngine(store, recalc_hour_utc=settings.recalc_hour_utc)
+            await engine.start()
+            tap(pipeline, engine)
+            service = cls(settings, store, pipeline, rejects, engine)
             flusher = asyncio.create_task(service.pipeline.run_flusher(settings.flush_interval_s))
+            ticker = asyncio.create_task(run_ticker(engine, detect_interval_s))
             try:
                 yield service
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in (flusher, ticker):  # aggregates first, then the engine's state
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
 
 def create_app(service: Service) -> Starlette:
@@ -67,6 +84,8 @@ def create_app(service: Service) -> Starlette:
             "spans_ingested": stats.spans_ingested,
             "span_keys": len(service.pipeline.keys),
             "rejected": service.rejects.as_dict(),
+            "windows_scored": service.engine.stats.windows_scored,
+            "anomalies_opened": service.engine.stats.anomalies_opened,
         })
 
     async def metrics(_: Request) -> Response:
@@ -84,8 +103,15 @@ def create_app(service: Service) -> Starlette:
 def _register_gauges(service: Service) -> None:
     keys = Gauge("opsbot_span_keys", "span keys tracked", registry=service.registry)
     keys.set_function(lambda: len(service.pipeline.keys))
-    ingested = Gauge("opsbot_spans_ingested", "spans folded into aggregates", registry=service.registry)
+    ingested = Gauge("opsbot_spans_ingested", "spans folded into aggregates",
+                     registry=service.registry)
     ingested.set_function(lambda: service.pipeline.stats.spans_ingested)
+    windows = Gauge("opsbot_windows_scored", "key-windows scored by the detection engine",
+                    registry=service.registry)
+    windows.set_function(lambda: service.engine.stats.windows_scored)
+    opened = Gauge("opsbot_anomalies_opened", "anomalies opened since start",
+                   registry=service.registry)
+    opened.set_function(lambda: service.engine.stats.anomalies_opened)
 
 
 async def serve(service: Service, ready: asyncio.Event | None = None) -> None:
@@ -121,3 +147,46 @@ async def _serve_checked(server: uvicorn.Server, where: str) -> None:
         ) from None
     if not server.started:
         raise OSError(f"could not listen on {where}; set OPSBOT_HTTP_PORT to a free port")
+
+
+async def run_service(settings: Settings, console: object | None = None) -> None:
+    """`opsbot run`: serve HTTP, detect, and when configured poll Jaeger/Tempo, until cancelled.
+
+    Until the Slack bot subscribes, every delivered detection event is logged.
+    """
+    from bot.ingest.poller import TracePoller, source_from_settings
+
+    async with Service.running(settings) as service:
+        service.engine.subscribe(log_event)
+        source = source_from_settings(settings.jaeger_url, settings.tempo_url)
+        tasks = [asyncio.create_task(serve(service))]
+        if source is not None:
+            poller = TracePoller(source, service.pipeline)
+            tasks.append(asyncio.create_task(poller.run(settings.poll_interval_s)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def log_event(event: EngineEvent) -> None:
+    """One plain log line per anomaly/incident event (the minimal terminal channel)."""
+    log.info("%s", describe_event(event))
+
+
+def describe_event(event: EngineEvent) -> str:
+    """'anomaly opened SEV3 kx-wallet:pg.query score 7.2 (p95) incident ... origin kx-wallet'."""
+    if event.anomaly is not None:
+        a = event.anomaly
+        pct = "" if a.percentile is None else f" (>= p{a.percentile:g} threshold)"
+        inc = event.incident
+        origin = f", incident origin {inc.origin_service}" if inc and inc.origin_service else ""
+        return (f"anomaly {event.kind} SEV{a.peak_severity} {a.key} "
+                f"score {a.peak_score:.1f}{pct}{origin}")
+    i = event.incident
+    assert i is not None
+    members = len(i.details.get("members", []))
+    return (f"incident {event.kind} {i.uid}: {members} anomalies, SEV{i.peak_severity}, "
+            f"origin {i.origin_service}")
