@@ -1,0 +1,198 @@
+"""Typed facts read out of the evidence pack's structured data, for rules and the checker.
+
+Tools return JSON-able `data`; key names differ a little between backends, so each
+fact is looked up under a few aliases. Every fact remembers the evidence id it
+came from, so an answer can cite it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.evidence import EvidenceItem, EvidencePack
+
+__all__ = ["Child", "Facts", "read_facts"]
+
+
+@dataclass(slots=True)
+class Child:
+    """One span on the slow trace's critical path, under the subject span."""
+
+    key: str
+    duration_ms: float
+    share: float | None  # of the parent's duration, 0..1
+    baseline_p99_ms: float | None
+    error: bool
+    attributes: dict[str, Any]
+    evidence: str
+
+
+@dataclass(slots=True)
+class Metric:
+    value: float
+    baseline: float | None
+    evidence: str
+
+
+@dataclass(slots=True)
+class Facts:
+    key: str | None = None
+    service: str | None = None
+    operation: str | None = None
+    anomaly_id: int | None = None
+    signal: str | None = None  # what moved: latency | errors | cpu | memory | request_rate
+    observed_ms: float | None = None
+    expected_ms: float | None = None
+    spread_ms: float | None = None
+    deviation: float | None = None
+    baseline_p99_ms: float | None = None
+    current_p50_ms: float | None = None
+    baseline_p50_ms: float | None = None
+    subject_attrs: dict[str, Any] = field(default_factory=dict)
+    error_messages: list[str] = field(default_factory=list)  # status messages on the slow trace
+    trace_id: str | None = None
+    trace_ms: float | None = None
+    self_ms: float | None = None
+    children: list[Child] = field(default_factory=list)
+    metrics: dict[str, Metric] = field(default_factory=dict)  # cpu, memory, errors, rate, p99
+    key_errors: Metric | None = None  # error rate of the subject key, percent
+    similar: list[dict[str, Any]] = field(default_factory=list)
+    deploy: str | None = None
+    callees: list[str] = field(default_factory=list)
+    trace_links: list[str] = field(default_factory=list)
+    cite: dict[str, str] = field(default_factory=dict)  # fact name -> evidence id
+
+    def metric(self, name: str) -> float | None:
+        m = self.metrics.get(name)
+        return m.value if m else None
+
+
+def _get(d: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        if n in d and d[n] is not None:
+            return d[n]
+    return None
+
+
+def _num(d: dict[str, Any], *names: str) -> float | None:
+    v = _get(d, *names)
+    try:
+        return float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def read_facts(pack: EvidencePack, subject_key: str | None = None) -> Facts:
+    """Everything the rules need, from whichever tools ran."""
+    f = Facts(key=subject_key)
+    if subject_key:
+        f.service, _, f.operation = subject_key.partition(":")
+    readers = {"anomalies": _anomaly, "incident": _anomaly, "baseline": _baseline,
+               "slow_traces": _slow_traces, "trace_breakdown": _breakdown, "metrics": _metrics,
+               "similar_incidents": _similar, "service_graph": _graph}
+    for item in pack.items:
+        if item.status == "ok" and item.tool in readers:
+            readers[item.tool](f, item)
+    return f
+
+
+def _anomaly(f: Facts, item: EvidenceItem) -> None:
+    rows = _get(item.data, "anomalies") or ([item.data["anomaly"]] if "anomaly" in item.data
+                                            else [])
+    if not rows:
+        return
+    a = next((r for r in rows if f.key is None or r.get("key") == f.key), rows[0])
+    f.key = f.key or a.get("key")
+    if f.key:
+        f.service, _, f.operation = f.key.partition(":")
+    f.anomaly_id = _get(a, "id", "anomaly_id")
+    f.signal = _get(a, "signal") or f.signal
+    f.observed_ms = _num(a, "observed_ms", "observed")
+    base = _get(a, "baseline") or {}
+    f.expected_ms = _num(base, "mean_ms", "p50_ms", "p50")
+    f.spread_ms = _num(base, "std_ms", "stddev_ms", "spread_ms")
+    f.baseline_p99_ms = f.baseline_p99_ms or _num(base, "p99_ms", "p99")
+    f.deviation = _num(a, "score", "peak_score", "deviation")
+    f.baseline_p50_ms = _num(base, "p50_ms", "p50")
+    f.current_p50_ms = _num(_get(a, "current") or {}, "p50_ms", "p50")
+    f.cite["anomaly"] = item.id
+    if isinstance(a.get("deploy"), str):
+        f.deploy, f.cite["deploy"] = a["deploy"], item.id
+
+
+def _baseline(f: Facts, item: EvidenceItem) -> None:
+    d = item.data
+    if f.expected_ms is None:
+        f.expected_ms = _num(d, "mean_ms", "p50_ms", "p50")
+    if f.spread_ms is None:
+        f.spread_ms = _num(d, "std_ms", "stddev_ms")
+    f.baseline_p99_ms = _num(d, "p99_ms", "p99") or f.baseline_p99_ms
+    f.baseline_p50_ms = f.baseline_p50_ms or _num(d, "p50_ms", "p50")
+    f.cite["baseline"] = item.id
+
+
+def _slow_traces(f: Facts, item: EvidenceItem) -> None:
+    traces = _get(item.data, "traces") or []
+    if traces:
+        f.trace_links = [str(t["link"]) for t in traces if isinstance(t, dict) and t.get("link")]
+        f.cite["slow_traces"] = item.id
+        if f.observed_ms is None:
+            f.observed_ms = _num(traces[0], "duration_ms")
+
+
+def _breakdown(f: Facts, item: EvidenceItem) -> None:
+    d = item.data
+    root = _get(d, "root") or {}
+    f.trace_id = _get(d, "trace_id")
+    f.trace_ms = _num(root, "duration_ms")
+    f.self_ms = _num(root, "self_ms")
+    f.subject_attrs = dict(root.get("attributes") or {})
+    f.error_messages = [str(x.get("status")) for x in [root, *(_get(d, "children") or [])]
+                        if isinstance(x, dict) and x.get("status")]
+    for c in _get(d, "children", "critical_path") or []:
+        dur = _num(c, "duration_ms")
+        if dur is None or not c.get("key"):
+            continue
+        f.children.append(Child(str(c["key"]), dur, _num(c, "share"),
+                                _num(c, "baseline_p99_ms"), bool(c.get("error")),
+                                dict(c.get("attributes") or {}), item.id))
+    marker = _get(d, "deploy", "version_change")
+    if isinstance(marker, str) and marker:
+        f.deploy, f.cite["deploy"] = marker, item.id
+    f.cite["breakdown"] = item.id
+
+
+_METRIC_NAMES = {"cpu": ("cpu_percent", "cpu"), "memory": ("memory_mb", "memory"),
+                 "errors": ("error_rate_percent", "error_percent"),
+                 "rate": ("request_rate", "rps"), "p99": ("p99_ms",)}
+
+
+def _metrics(f: Facts, item: EvidenceItem) -> None:
+    cur = _get(item.data, "current") or item.data
+    base = _get(item.data, "baseline") or {}
+    for name, aliases in _METRIC_NAMES.items():
+        value = _num(cur, *aliases)
+        if value is None and name == "errors" and _num(cur, "error_rate") is not None:
+            value = 100.0 * float(cur["error_rate"])  # a fraction in, percent out
+        if value is None:
+            continue
+        b = _num(base, *aliases)
+        if b is None and name == "errors" and _num(base, "error_rate") is not None:
+            b = 100.0 * float(base["error_rate"])
+        f.metrics[name] = Metric(value, b, item.id)
+    key_err = _get(item.data, "key_error_rate_percent")
+    if key_err is not None:
+        f.key_errors = Metric(float(key_err), _num(item.data, "key_error_rate_baseline_percent"),
+                              item.id)
+    f.cite["metrics"] = item.id
+
+
+def _similar(f: Facts, item: EvidenceItem) -> None:
+    f.similar = [m for m in (_get(item.data, "matches", "incidents") or []) if isinstance(m, dict)]
+    f.cite["similar"] = item.id
+
+
+def _graph(f: Facts, item: EvidenceItem) -> None:
+    f.callees = [str(c) for c in _get(item.data, "callees") or []]
+    f.cite["graph"] = item.id
