@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict
 
 __all__ = ["ACTION_IDS", "SEVERITY_STYLE", "AlertView", "DigestEntry", "DigestView",
-           "FeedbackNote", "Message", "ServiceMetrics", "alert_message", "digest_message",
-           "hour_of_week_label"]
+           "FeedbackNote", "IncidentMember", "IncidentView", "Message", "ServiceMetrics",
+           "alert_message", "digest_message", "hour_of_week_label", "incident_message",
+           "plain_message"]
 
 # severity -> (emoji, attachment colour); SEV1 is the most severe.
 SEVERITY_STYLE: dict[int, tuple[str, str]] = {
@@ -103,6 +104,27 @@ class DigestView:
     top: Sequence[DigestEntry]
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentMember:
+    key: str  # service:operation
+    severity: int
+    state: Literal["open", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """An incident's parent message: its members are posted in its thread."""
+
+    incident_id: int
+    severity: int
+    started: datetime
+    updated: datetime
+    members: Sequence[IncidentMember]
+    state: Literal["open", "resolved"] = "open"
+    origin_service: str | None = None
+    origin_key: str | None = None
+
+
 def hour_of_week_label(at: datetime) -> str:
     """The baseline bucket of a time, as the message names it: 'Tue 14:00'."""
     return at.strftime("%a %H:00")
@@ -153,6 +175,46 @@ def digest_message(view: DigestView) -> Message:
                       "blocks": [_section("*Top keys*\n" + "\n".join(lines)), *rest]}],
         metadata=_metadata("digest"),
     )
+
+
+def incident_message(view: IncidentView) -> Message:
+    """The parent message of an incident; each member anomaly's alert goes in its thread."""
+    emoji, colour = SEVERITY_STYLE[view.severity]
+    services = sorted({m.key.partition(":")[0] for m in view.members})
+    resolved = "  :white_check_mark: resolved" if view.state == "resolved" else ""
+    headline = (f"{emoji} *SEV{view.severity} incident*: {len(view.members)} anomalies"
+                f" across {len(services)} services{resolved}")
+    ranked = sorted(view.members, key=lambda m: (m.state != "open", m.severity, m.key))
+    lines = [f"{SEVERITY_STYLE[m.severity][0]} SEV{m.severity}  `{_escape(_clip(m.key))}`"
+             + ("  (resolved)" if m.state == "resolved" else "") for m in ranked[:10]]
+    origin = view.origin_key or view.origin_service
+    details = [
+        *([_section(f"Most likely origin: *{_escape(origin)}*")] if origin else []),
+        *([_section("\n".join(lines))] if lines else []),
+        *([_context(f"and {len(ranked) - 10} more in the thread")] if len(ranked) > 10 else []),
+        _context(_incident_state(view)),
+    ]
+    return Message(
+        text=f"SEV{view.severity} incident: {len(view.members)} anomalies"
+             + (f", origin {origin}" if origin else "")
+             + (" (resolved)" if view.state == "resolved" else ""),
+        blocks=[_section(headline)],
+        attachments=[{"color": colour, "blocks": details}],
+        metadata=_metadata("incident", incident_id=view.incident_id),
+    )
+
+
+def plain_message(text: str, kind: str = "answer", **ids: int | None) -> Message:
+    """A text reply (answers, command results) linked to the thread's anomaly/incident."""
+    return Message(text=text, blocks=[_section(text[:3000])], attachments=[],
+                   metadata=_metadata(kind, **ids))
+
+
+def _incident_state(view: IncidentView) -> str:
+    lasted = _duration(view.updated - view.started)
+    if view.state == "resolved":
+        return f":white_check_mark: Resolved after {lasted} · details in the thread"
+    return f":rotating_light: Open for {lasted} · members in the thread"
 
 
 def _baseline(view: AlertView) -> str:

@@ -1,0 +1,139 @@
+"""Alerts from persisted records: one message, edited in place; incidents as a parent with
+members in its thread; storm digest past the rate cap; muted keys silent; chart in thread."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.slack.storm import ChannelRateCap
+from bot.store import AggregateRow
+from detectors.aggregate import LatencyAggregate
+from tests.slack_app_support import (
+    SlackHarness,
+    anomaly_record,
+    incident_record,
+    running_bot,
+)
+from tests.slack_standin import SlackStandIn, server_error
+
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as started:
+        yield started
+
+
+@pytest.fixture
+def standin(running: SlackStandIn) -> SlackStandIn:
+    running.reset()
+    return running
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[SlackHarness]:
+    async with running_bot(tmp_path / "opsbot.db", standin) as h:
+        yield h
+
+
+def _top_level(standin: SlackStandIn) -> list[dict[str, object]]:
+    return [m for m in standin.posted() if "thread_ts" not in m]
+
+
+async def test_alert_posts_once_then_edits_in_place(harness: SlackHarness) -> None:
+    record = await anomaly_record(harness.store)
+    notifier = harness.bot.notifier
+    await notifier.on_event("opened", record)
+    await harness.settle()
+    await notifier.on_event("opened", record)  # the engine repeating itself posts nothing new
+    resolved = replace(record, state="resolved", ended_ns=record.started_ns + 900 * 10**9,
+                       peak_severity=1)
+    await harness.store.upsert_anomalies([resolved])
+    await notifier.on_event("resolved", resolved)
+    await harness.settle()
+    [message] = _top_level(harness.standin)
+    assert len(harness.standin.calls("chat.postMessage")) == 1
+    assert message["text"].startswith("SEV1 checkout:pg-pool.connect: 286.9 ms vs p50 0.4 ms")
+    assert message["text"].endswith("(resolved)") and "edited" in message
+    blocks = str(message["attachments"])
+    assert "Resolved after 15 min" in blocks and "peak SEV1" in blocks
+    ref = await harness.store.slack_message_for(anomaly_id=record.id)
+    assert ref is not None and (ref.channel, ref.ts, ref.kind) == ("C0ALERTS", message["ts"],
+                                                                   "alert")
+
+
+async def test_incident_parent_with_members_in_thread(harness: SlackHarness) -> None:
+    incident = await incident_record(harness.store)
+    a = await anomaly_record(harness.store, "payments-db:query", incident_id=incident.id)
+    b = await anomaly_record(harness.store, "checkout:POST /pay", incident_id=incident.id,
+                             severity=1)
+    await harness.bot.notifier.on_event("opened", a, incident)
+    await harness.bot.notifier.on_event("opened", b, incident)
+    await harness.settle()
+    [parent] = _top_level(harness.standin)
+    members = [m for m in harness.standin.posted() if m.get("thread_ts") == parent["ts"]]
+    assert sorted(m["text"].split(":")[0] for m in members) == ["SEV1 checkout", "SEV2 payments-db"]
+    assert parent["text"] == "SEV1 incident: 2 anomalies, origin payments-db"
+    assert "2 anomalies across 2 services" in parent["blocks"][0]["text"]["text"]
+
+
+async def test_storm_is_capped_into_one_digest(tmp_path: Path, standin: SlackStandIn) -> None:
+    async with running_bot(tmp_path / "s.db", standin) as h:
+        h.bot.notifier.rate_cap = ChannelRateCap(max_posts=3, window_s=300)
+        for i in range(12):
+            record = await anomaly_record(h.store, f"svc{i % 4}:op{i}")
+            await h.bot.notifier.on_event("opened", record)
+        await h.settle()
+    top = _top_level(standin)
+    assert len(top) == 4  # three alerts, then one digest for the other nine
+    assert top[-1]["text"] == "Alert storm: 9 anomalies on 9 keys in the last 5 min"
+    assert len(standin.calls("chat.postMessage")) == 4
+
+
+async def test_muted_key_posts_nothing(harness: SlackHarness) -> None:
+    now = time.time_ns()
+    await harness.store.add_mute("checkout", now + HOUR_NS, "UADMIN01", now)
+    await harness.bot.notifier.on_event("opened", await anomaly_record(harness.store))
+    await harness.settle()
+    assert harness.standin.posted() == []
+    assert harness.bot.deps.metrics.alerts.labels("muted")._value.get() == 1
+
+
+async def _history(h: SlackHarness, series_id: int, now_ns: int) -> None:
+    """8 days of hourly aggregates: ~2 ms normally, ~300 ms in the last hour."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for hour in range(now_ns // HOUR_NS - 8 * 24, now_ns // HOUR_NS + 1):
+        agg = LatencyAggregate()
+        slow = hour == now_ns // HOUR_NS
+        agg.add(rng.lognormal(np.log(300 if slow else 2), 0.3, 200))
+        rows.append(AggregateRow(series_id, hour // 24, hour % 24, agg))
+    await h.store.add_aggregates(rows)
+
+
+async def test_chart_is_uploaded_into_the_alert_thread(harness: SlackHarness) -> None:
+    record = await anomaly_record(harness.store)
+    await _history(harness, record.series_id, time.time_ns())
+    await harness.bot.notifier.on_event("opened", record)
+    await harness.settle()
+    alert, chart = harness.standin.posted()
+    assert chart["thread_ts"] == alert["ts"] and chart["files"][0]["title"].endswith("24 h")
+    methods = [c.method for c in harness.standin.calls()]
+    assert methods.index("chat.postMessage") < methods.index("files.getUploadURLExternal")
+    [png] = [v for v in harness.standin.uploads.values()]
+    assert png is not None and png.startswith(b"\x89PNG")
+
+
+async def test_alert_survives_an_outage_posted_once(harness: SlackHarness) -> None:
+    harness.bot.deps.outbox.policy = replace(harness.bot.deps.outbox.policy, base_backoff_s=0.05)
+    harness.standin.script(server_error(503), times=2, method="chat.postMessage")
+    await harness.bot.notifier.on_event("opened", await anomaly_record(harness.store))
+    await harness.settle()
+    assert len(_top_level(harness.standin)) == 1
