@@ -31,9 +31,10 @@ def _n(v: float) -> str:
 
 
 def _dominant(f: Facts) -> tuple[Child, float] | None:
-    if not f.children:
+    direct = [c for c in f.children if c.depth == 1]
+    if not direct:
         return None
-    c = max(f.children, key=lambda c: c.duration_ms)
+    c = max(direct, key=lambda c: c.duration_ms)
     share = c.share if c.share is not None else (c.duration_ms / f.trace_ms if f.trace_ms else 0)
     return c, share
 
@@ -123,7 +124,8 @@ def _cascading(f: Facts) -> Finding | None:
 
 
 def _error_burst(f: Facts) -> Finding | None:
-    if not _errors_high(f):
+    m = f.key_errors or f.metrics.get("errors")
+    if not _errors_high(f) or m is None or m.value < 5.0:  # a burst, not a side effect
         return None
     return Finding("error burst", "error_burst", 0.8,
                    f"{f.key} fails at {_errors_text(f)}: a burst of errors, not a slowdown",
@@ -216,7 +218,8 @@ def _saturation(f: Facts) -> Finding | None:
                        f"CPU of {f.service} at {_metric_text(f, 'cpu', '%')}: requests queue "
                        "for CPU", f"{f.service} is at its CPU limit", cpu.evidence,
                        ["Scale out or raise the CPU limit.", "Profile the hottest endpoint."])
-    return Finding("CPU contention", "noisy_neighbour", 0.6,
+    strong = cpu.baseline is not None and cpu.value >= 2.5 * cpu.baseline
+    return Finding("CPU contention", "noisy_neighbour", 0.65 if strong else 0.4,
                    f"CPU of {f.service} up at {_metric_text(f, 'cpu', '%')} without more "
                    "traffic: something else on the node competes for CPU",
                    f"{f.service} competes for CPU", cpu.evidence,
@@ -244,7 +247,7 @@ def _stall(f: Facts) -> Finding | None:
         return None
     cite = f.cite.get("anomaly", "E1")
     if _is_db(f):
-        if p50 >= 1.3 and p99 < 15:
+        if p50 < 2.0:
             return Finding("noisy database round trips", "network_jitter", 0.55,
                            f"{f.key} varies widely: slower and faster calls mixed",
                            f"{f.key} varies widely: slower and faster calls mixed", cite,

@@ -61,9 +61,9 @@ def _items(body: str) -> list[str]:
 
 def parse_answer(text: str) -> Answer:
     """Sections by heading, bullets into lists; free-form text becomes the summary."""
+    ids = sorted(set(re.findall(r"\bE\d{1,2}\b", text)), key=lambda e: int(e[1:]))
     text = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("_Evidence"))
     found = list(_HEADING.finditer(text))
-    ids = sorted(set(re.findall(r"\bE\d{1,2}\b", text)), key=lambda e: int(e[1:]))
     if not found:
         return Answer(summary=" ".join(text.split()), evidence_ids=ids, structured=False)
     parts: dict[str, str] = {}

@@ -26,6 +26,7 @@ class Child:
     error: bool
     attributes: dict[str, Any]
     evidence: str
+    depth: int = 1  # 1: called by the subject span; 2: by one of its children; ...
 
 
 @dataclass(slots=True)
@@ -156,7 +157,8 @@ def _breakdown(f: Facts, item: EvidenceItem) -> None:
             continue
         f.children.append(Child(str(c["key"]), dur, _num(c, "share"),
                                 _num(c, "baseline_p99_ms"), bool(c.get("error")),
-                                dict(c.get("attributes") or {}), item.id))
+                                dict(c.get("attributes") or {}), item.id,
+                                int(c.get("depth") or 1)))
     marker = _get(d, "deploy", "version_change")
     if isinstance(marker, str) and marker:
         f.deploy, f.cite["deploy"] = marker, item.id

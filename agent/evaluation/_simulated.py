@@ -151,32 +151,44 @@ def _ok(summary: str, data: dict[str, Any], source: str, status: str = "ok") -> 
     return {"status": status, "summary": summary, "data": data, "source": source}
 
 
+def _descendants(window: SpanColumns, row: int, depth: int = 1
+                 ) -> list[tuple[int, int]]:
+    """(row, depth) of every span under `row` in its trace, children before grandchildren."""
+    same_trace = window.trace_row == window.trace_row[row]
+    kids = np.nonzero((window.parent_id == window.span_id[row]) & same_trace)[0]
+    out: list[tuple[int, int]] = []
+    for k in kids[np.argsort(-window.duration_ns[kids])]:
+        out.append((int(k), depth))
+        if depth < 3:
+            out += _descendants(window, int(k), depth + 1)
+    return out
+
+
 def _breakdown(window: SpanColumns, history: SpanColumns, row: int,
                trace_ids: list[str]) -> dict[str, Any]:
-    """The slow span's direct children with their share and their own baseline p99."""
-    span_id = window.span_id[row]
-    same_trace = window.trace_row == window.trace_row[row]
-    kids = np.nonzero((window.parent_id == span_id) & same_trace)[0]
+    """The slow span's call tree below it, each span with its share and its own baseline p99."""
     total = float(_ms(window.duration_ns[[row]])[0])
     key = str(window.table.keys[window.key_idx[row]])
     children, parts = [], []
-    for k in kids[np.argsort(-window.duration_ns[kids])]:
+    for k, depth in _descendants(window, row):
         ckey = str(window.table.keys[window.key_idx[k]])
         dur = float(_ms(window.duration_ns[[k]])[0])
         p99 = _stats(_ms(history.duration_ns[_key_rows(history, ckey)])).get("p99_ms")
         status = SpanStatus(int(window.status[k]))
-        children.append({"key": ckey, "duration_ms": round(dur, 2),
+        children.append({"key": ckey, "depth": depth, "duration_ms": round(dur, 2),
                          "share": round(dur / total, 3) if total else 0.0,
                          "baseline_p99_ms": p99, "error": status is not SpanStatus.OK,
                          "status": status.message})
-        parts.append(f"{ckey} {dur:.2f} ms = {100 * dur / total:.1f}% (its baseline p99 {p99} ms)"
+        parts.append(f"{'>' * depth} {ckey} {dur:.2f} ms = {100 * dur / total:.1f}% (its "
+                     f"baseline p99 {p99} ms)"
                      + (f" [{status.message}]" if status is not SpanStatus.OK else ""))
-    self_ms = max(0.0, total - sum(c["duration_ms"] for c in children))
+    direct = sum(c["duration_ms"] for c in children if c["depth"] == 1)
+    self_ms = max(0.0, total - direct)
     status = SpanStatus(int(window.status[row]))
     attrs = dict(window.table.attributes[int(window.key_idx[row])])
     summary = (f"trace {trace_ids[row]}: {key} {total:.2f} ms, self time {self_ms:.2f} ms"
                + (f" [{status.message}]" if status is not SpanStatus.OK else "")
-               + ("; children: " + "; ".join(parts) if parts else "; no child spans"))
+               + ("; below it: " + "; ".join(parts) if parts else "; no child spans"))
     data = {"trace_id": trace_ids[row], "root": {"key": key, "duration_ms": round(total, 2),
                                                   "self_ms": round(self_ms, 2),
                                                   "attributes": attrs, "status": status.message},
