@@ -1,0 +1,1 @@
+"""Tools over what the detector computes and decides: baselines, and recalculation."""
