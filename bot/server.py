@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.detection.engine import DetectionEngine
+from bot.detection.engine import DetectionEngine, config_from_settings
 from bot.detection.events import EngineEvent
 from bot.detection.tap import run_ticker, tap
 from bot.ingest.pipeline import IngestPipeline, pipeline_for
@@ -59,7 +59,8 @@ class Service:
         rejects = RejectCounter()
         async with SqliteStore(settings.db_path) as store:
             pipeline = pipeline_for(settings, store, rejects)
-            engine = DetectionEngine(store, recalc_hour_utc=settings.recalc_hour_utc)
+            engine = DetectionEngine(store, config_from_settings(settings),
+                                     recalc_hour_utc=settings.recalc_hour_utc)
             await engine.start()
             tap(pipeline, engine)
             service = cls(settings, store, pipeline, rejects, engine)

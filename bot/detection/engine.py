@@ -35,21 +35,27 @@ from bot.detection.events import EngineEvent, Subscriber
 from bot.detection.incident_book import IncidentBook
 from bot.detection.rolling import RollingBaselines
 from bot.detection.window_step import WindowStep, score_step
+from bot.settings import Settings
 from bot.spans import SpanBatch
 from bot.store.sqlite import SqliteStore
 from detectors.buckets import DAY_NS, HOUR_NS
-from detectors.config import DetectorConfig
+from detectors.config import BaselineConfig, DetectorConfig
 from detectors.grouping import CallGraph
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
 from detectors.scoring import BaselineTable
 from detectors.severity import SeverityThresholds, compute_thresholds
 
-__all__ = ["DetectionEngine", "EngineStats"]
+__all__ = ["DetectionEngine", "EngineStats", "config_from_settings"]
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = "engine"
+
+
+def config_from_settings(settings: Settings) -> DetectorConfig:
+    """The detector parameters the settings carry today (the rest: DetectorConfig defaults)."""
+    return DetectorConfig(baseline=BaselineConfig(window_days=settings.baseline_window_days))
 
 
 @dataclass(slots=True)

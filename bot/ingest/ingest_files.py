@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bot.detection.engine import DetectionEngine
+from bot.detection.engine import DetectionEngine, config_from_settings
 from bot.detection.tap import tap
 from bot.ingest.files import load_file
 from bot.ingest.pipeline import pipeline_for
@@ -31,17 +31,16 @@ async def ingest_files(
     rejects = RejectCounter()
     async with SqliteStore(settings.db_path) as store:
         pipeline = pipeline_for(settings, store, rejects)
-        engine = DetectionEngine(store, recalc_hour_utc=settings.recalc_hour_utc)
+        engine = DetectionEngine(store, config_from_settings(settings),
+                                 recalc_hour_utc=settings.recalc_hour_utc)
         await engine.start()
         tap(pipeline, engine)
-        opened = 0
         for path in files:
             before = pipeline.stats.spans_ingested
             for batch in load_file(path, rejects):
                 await pipeline.ingest(batch)
             await pipeline.flush()
-            events = await engine.advance()
-            opened += sum(1 for e in events if e.subject == "anomaly" and e.kind == "opened")
+            await engine.advance()
             if progress is not None:
                 n = pipeline.stats.spans_ingested - before
                 progress.print(f"{path}: {n} spans", highlight=False)
