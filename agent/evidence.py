@@ -75,12 +75,14 @@ class EvidencePack:
         """Every item on one line; long items are cut evenly so the pack fits its budget."""
         lines = [i.line() for i in self.items]
         budget = int(self.max_tokens * _CHARS_PER_TOKEN)
-        while sum(len(x) + 1 for x in lines) > budget and lines:
+        floor = 80 + len(_NOTE)
+        while sum(len(x) + 1 for x in lines) > budget:
             longest = max(range(len(lines)), key=lambda k: len(lines[k]))
+            if len(lines[longest]) <= floor:
+                break  # every item is at its floor: ids and statuses stay visible
             excess = sum(len(x) + 1 for x in lines) - budget
-            lines[longest] = _clip(lines[longest], max(80, len(lines[longest]) - excess))
-            if len(lines[longest]) <= 80 + len(_NOTE):
-                break
+            lines[longest] = _clip(lines[longest], max(floor - len(_NOTE),
+                                                       len(lines[longest]) - excess))
         return "\n".join(lines) if lines else "(no evidence was gathered)"
 
     def numbers(self) -> list[float]:

@@ -50,8 +50,8 @@ def find_numbers(text: str, *, skip_list_markers: bool = False) -> list[Number]:
 
 
 def _close(answer: Number, evidence: float) -> bool:
-    tolerance = 0.5 * 10 ** (-answer.decimals) + 1e-9
-    return abs(answer.value - evidence) <= max(tolerance, 0.005 * abs(evidence))
+    tolerance = 0.5 * 10 ** (-answer.decimals) + 1e-9 * max(1.0, abs(evidence))
+    return abs(answer.value - evidence) <= tolerance
 
 
 def matches_any(answer: Number, evidence: Iterable[float]) -> bool:
