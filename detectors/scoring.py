@@ -20,6 +20,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from detectors._group_order import dense_groups, sorted_within_groups
 from detectors.baseline import Baseline
 from detectors.config import ScoringConfig
 from detectors.transforms import Transform
@@ -154,25 +155,32 @@ def score_windows(
     table: BaselineTable,
     config: ScoringConfig,
 ) -> WindowScores:
-    """Score every (key, window) present in a batch of spans; fully vectorised."""
+    """Score every (key, window) present in a batch of spans; fully vectorised.
+
+    Rows come ordered by key, then window. The order statistics are exact (the
+    same numbers as np.quantile per group); see `detectors._group_order` for how.
+    """
     d = np.asarray(durations_ms, dtype=np.float64)
     k = np.asarray(key_idx, dtype=np.int64)
-    widx = np.asarray(start_ns, dtype=np.int64) // (config.window_s * 1_000_000_000)
+    window_ns = config.window_s * 1_000_000_000
+    widx = np.asarray(start_ns, dtype=np.int64) // window_ns
     if d.size == 0:
         e = np.zeros(0, np.int64)
         f = np.zeros(0, np.float64)
         return WindowScores(e, e, e, f, f, f, f, f, f, e)
-    code = k * (int(widx.max() - widx.min()) + 1) + (widx - widx.min())
+    first = int(widx.min())
+    n_windows = int(widx.max()) - first + 1
+    codes, group = dense_groups(k * n_windows + (widx - first))
     logd = table.forward(d, k)
-    order, group, starts = _sort_groups(code, logd)
-    counts = np.diff(np.append(starts, d.size)).astype(np.int64)
-    sorted_log = logd[order]
+    sorted_log = sorted_within_groups(logd, group, codes.size)
+    counts = np.bincount(group, minlength=codes.size).astype(np.int64)
+    starts = np.cumsum(counts) - counts
     med, p90 = (_group_quantile(sorted_log, starts, counts, q) for q in (0.5, 0.9))
-    gk = k[order][starts]
+    gk = codes // n_windows
     z_med, z_p90, score = _window_z(med, p90, counts, gk, table, config)
     return WindowScores(
         key_idx=gk,
-        window_start_ns=widx[order][starts] * config.window_s * 1_000_000_000,
+        window_start_ns=(codes % n_windows + first) * window_ns,
         count=counts,
         median=_inverse(med, gk, table),
         p90=_inverse(p90, gk, table),
@@ -182,21 +190,6 @@ def score_windows(
         score=score,
         group=group,
     )
-
-
-def _sort_groups(code: IntArray, values: FloatArray) -> tuple[IntArray, IntArray, IntArray]:
-    """Order by (code, value), each row's group number, and where each group starts.
-
-    Two single-key sorts (values, then a stable sort by code) beat np.lexsort and
-    np.unique by about 3x on a million rows.
-    """
-    by_value = np.argsort(values)
-    order = by_value[np.argsort(code[by_value], kind="stable")]
-    sorted_code = code[order]
-    first = np.concatenate([[True], sorted_code[1:] != sorted_code[:-1]])
-    group = np.empty(code.size, np.int64)
-    group[order] = np.cumsum(first) - 1
-    return order.astype(np.int64), group, np.flatnonzero(first).astype(np.int64)
 
 
 def _window_z(

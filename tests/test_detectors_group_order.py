@@ -1,0 +1,160 @@
+"""Window order statistics: the packed-key sort against lexsort, score_windows against a loop."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from detectors import _group_order
+from detectors._group_order import dense_groups, sorted_within_groups
+from detectors.aggregate import LatencyAggregate
+from detectors.baseline import baseline_from_aggregate
+from detectors.buckets import DAY_NS, BucketType
+from detectors.config import BaselineConfig, ScoringConfig
+from detectors.metric_aggregate import MetricAggregate
+from detectors.scoring import BaselineTable, quantile_se_factor, score_windows
+from detectors.transforms import Transform
+
+S = 1_000_000_000
+NOW = 19_800 * DAY_NS
+
+
+def lexsorted(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    return values[np.lexsort((values, group))]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda r, n: r.normal(0, 1, n), id="continuous"),
+        pytest.param(lambda r, n: r.integers(0, 5, n).astype(float), id="ties"),
+        pytest.param(lambda r, n: 1000 + r.integers(0, 50, n) * 1e-9, id="narrow"),
+        pytest.param(  # one huge value squeezes the rest into a few quanta: collisions
+            lambda r, n: np.append(r.normal(0, 1, n - 1), 1e300), id="collisions"
+        ),
+        pytest.param(lambda r, n: np.append(r.normal(0, 1, n - 2), [np.inf, -np.inf]), id="inf"),
+        pytest.param(lambda r, n: np.append(r.normal(0, 1, n - 2), [np.nan, 0.5]), id="nan"),
+        pytest.param(lambda r, n: np.full(n, -3.25), id="constant"),
+        pytest.param(lambda r, n: np.array([-0.0, 0.0, -1e-300, 1e-300] * (n // 4)), id="zeros"),
+    ],
+)
+@pytest.mark.parametrize("n_groups", [1, 7, 900])
+def test_sorted_within_groups_equals_lexsort(make: object, n_groups: int) -> None:
+    rng = np.random.default_rng(n_groups)
+    n = 4000
+    values = make(rng, n)  # type: ignore[operator]
+    group = np.sort(rng.integers(0, n_groups, n)) if n_groups == 1 else rng.integers(0, n_groups, n)
+    codes, dense = dense_groups(group)
+    got = sorted_within_groups(values, dense, codes.size)
+    assert np.array_equal(got, lexsorted(values, dense), equal_nan=True)
+    assert np.array_equal(values, make(np.random.default_rng(n_groups), n), equal_nan=True)
+
+
+def test_two_sort_fallback_and_single_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    values, group = rng.normal(0, 1, 3000), rng.integers(0, 40, 3000)
+    monkeypatch.setattr(_group_order, "MIN_VALUE_BITS", 63)  # no room left: two sorts
+    assert np.array_equal(sorted_within_groups(values, group, 40), lexsorted(values, group))
+    monkeypatch.undo()
+    assert sorted_within_groups(np.array([2.5]), np.array([0]), 1).tolist() == [2.5]
+
+
+@pytest.mark.parametrize("spread", [10, 10**7, 10**12])  # bincount numbering, then np.unique
+def test_dense_groups_equal_unique(spread: int) -> None:
+    code = np.random.default_rng(spread).integers(0, spread, 5000)
+    codes, group = dense_groups(code)
+    want_codes, want_group = np.unique(code, return_inverse=True)
+    assert np.array_equal(codes, want_codes) and np.array_equal(group, want_group)
+    codes, group = dense_groups(code - spread // 2)  # negative codes
+    assert np.array_equal(codes[group], code - spread // 2)
+
+
+# ---- score_windows against a plain per-window loop -----------------------------------------
+
+
+def _baseline(values: np.ndarray, transform: Transform | None = None, warm: bool = True):  # type: ignore[no-untyped-def]
+    agg = LatencyAggregate() if transform is None else MetricAggregate(transform)
+    agg.add(values)
+    first_seen = NOW - 2 * DAY_NS if warm else None
+    return baseline_from_aggregate(agg, BucketType.GLOBAL, NOW, first_seen, BaselineConfig())
+
+
+def reference_windows(
+    durs: np.ndarray, keys: np.ndarray, starts: np.ndarray, table: BaselineTable,
+    config: ScoringConfig,
+) -> dict[tuple[int, int], tuple[float, ...]]:
+    """Group in a dict, sort each window's transformed values, interpolate, score."""
+    window_ns = config.window_s * S
+    windows: dict[tuple[int, int], list[float]] = defaultdict(list)
+    transforms = list(Transform)
+    for d, k, s in zip(durs.tolist(), keys.tolist(), starts.tolist(), strict=True):
+        t = transforms[int(table.transform[k])]
+        windows[(k, s // window_ns * window_ns)].append(float(t.forward(d)))
+    out = {}
+    for (k, w), vals in windows.items():
+        vals.sort()
+        n = len(vals)
+
+        def q(p: float, vals: list[float] = vals, n: int = n) -> float:
+            pos = p * (n - 1)
+            lo = math.floor(pos)
+            hi = min(lo + 1, n - 1)
+            return vals[lo] + (pos - lo) * (vals[hi] - vals[lo])
+
+        med, p90 = q(0.5), q(0.9)
+        root = math.sqrt(min(n, config.max_effective_n))
+        scale = table.scale[k]
+        z_med = (med - table.center[k]) / (scale * quantile_se_factor(0.5) / root)
+        z_p90 = (p90 - table.log_p90[k]) / (scale * quantile_se_factor(0.9) / root)
+        z_p90 = z_p90 if n >= config.min_tail_count else math.nan
+        score = z_med if math.isnan(z_p90) or abs(z_med) >= abs(z_p90) else z_p90
+        score = max(-config.max_z, min(config.max_z, score))
+        if not (table.warm[k] and n >= config.min_window_count):
+            score = math.nan
+        inv = transforms[int(table.transform[k])].inverse
+        out[(k, w)] = (n, float(inv(med)), float(inv(p90)), z_med, z_p90, score)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_score_windows_equals_a_per_window_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    table = BaselineTable.from_baselines(
+        [
+            _baseline(np.exp(rng.normal(0.0, 0.5, 3000))),
+            _baseline(np.exp(rng.normal(3.0, 0.2, 3000))),
+            _baseline(rng.normal(-5.0, 2.0, 3000), Transform.IDENTITY),
+            _baseline(np.exp(rng.normal(1.0, 0.5, 3000)), warm=False),
+            None,
+            _baseline(rng.exponential(10.0, 3000), Transform.LOG1P),
+        ]
+    )
+    n = 20_000
+    keys = rng.integers(0, len(table), n)
+    starts = NOW + rng.integers(0, 30 * 60 * S, n) ** 2 // (30 * 60 * S)  # crowded early windows
+    durs = np.exp(rng.normal(np.where(keys == 1, 3.0, 0.0), 0.6))
+    durs[::3] = np.round(durs[::3])  # many exact ties, zeros included (the log clamp)
+    durs[keys == 2] = rng.normal(-5, 2, int((keys == 2).sum())).round(1)
+    lone = n + np.arange(8)  # windows of exactly one span, far from the rest
+    keys = np.append(keys, np.arange(8) % len(table))
+    starts = np.append(starts, NOW + (100 + lone - n) * 60 * S)
+    durs = np.append(durs, [0.0, 1e-9, 5.0, -2.0, 1.0, 1e9, 7.0, 3.0])
+    config = ScoringConfig(min_tail_count=20, min_window_count=3)
+    got = score_windows(durs, keys, starts, table, config)
+    want = reference_windows(durs, keys, starts, table, config)
+    assert len(got) == len(want) and int(got.count.sum()) == durs.size
+    rows = list(zip(got.key_idx.tolist(), got.window_start_ns.tolist(), strict=True))
+    assert rows == sorted(want)  # ordered by key, then window
+    for r, row in enumerate(rows):
+        have = (
+            int(got.count[r]), got.median[r], got.p90[r], got.z_median[r], got.z_p90[r],
+            got.score[r],
+        )
+        assert np.array_equal(np.array(have), np.array(want[row]), equal_nan=True), row
+    assert (got.count == 1).sum() >= 8
+    window_of = starts // (config.window_s * S) * config.window_s * S
+    assert np.array_equal(got.key_idx[got.group], keys)
+    assert np.array_equal(got.window_start_ns[got.group], window_of)
