@@ -7,7 +7,6 @@ crashed on 1500) so constrained generation always terminates.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -70,6 +69,3 @@ def resolve_time(value: str, now_ns: int) -> int:
                         ) from None
     return int(parsed.replace(tzinfo=UTC).timestamp()) * 10**9
 
-
-def is_window(value: str) -> bool:
-    return re.fullmatch(r"[0-9]+[smhd]", value) is not None

@@ -14,7 +14,6 @@ import re
 from datetime import UTC, datetime
 
 __all__ = [
-    "fmt_count",
     "fmt_ms",
     "fmt_num",
     "fmt_pct",
@@ -57,10 +56,6 @@ def fmt_ratio(ratio: float | None) -> str:
     if ratio is None or not math.isfinite(ratio):
         return "n/a"
     return f"{ratio:.1f}x"
-
-
-def fmt_count(n: int) -> str:
-    return f"{n:d}"
 
 
 def iso_time(t_ns: int) -> str:

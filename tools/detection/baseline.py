@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tools._args import KeyArg, TimeArg, resolve_time
 from tools._format import fmt_ms, fmt_time, name
@@ -24,11 +24,12 @@ class BaselineTool:
     description: ClassVar[str] = (
         "Normal latency of a span key at a time: the baseline bucket used (hour_of_week, "
         "hour_of_day or global), p50/p95/p99, sample count, and whether it is warm.")
-    Args: ClassVar[type[ToolArgs]] = BaselineArgs
+    Args: ClassVar[type[BaseModel]] = BaselineArgs
 
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         at = resolve_time(args.at, ctx.now_ns)
-        kb = await baseline_at(ctx.store, args.key, at, baseline_config(ctx.settings))
+        config = baseline_config(ctx.settings)
+        kb = await baseline_at(ctx.store, args.key, at, config)
         if kb is None:
             service = args.key.partition(":")[0]
             known = [s.name for s in await ctx.store.list_series("span") if s.service == service]
@@ -41,7 +42,7 @@ class BaselineTool:
         data = {"key": args.key, "at": fmt_time(at), **baseline_facts(b)}
         if not b.count:
             return ToolResult(self.name, ToolStatus.EMPTY, source="store", data=data, summary=(
-                f"No history for {name(args.key)} in the {ctx.settings.baseline_window_days} "
+                f"No history for {name(args.key)} in the {config.window_days} "
                 f"days before {fmt_time(at)}: no baseline yet."))
         state = "warm" if b.warm else "warming up (not used for alerts yet)"
         summary = (f"Baseline of {name(args.key)} at {fmt_time(at)}: {b.bucket_type.value} "

@@ -67,7 +67,8 @@ def render(template: str, service: str) -> str:
     return template.replace("{service}", escape_label_value(service))
 
 
-def check_templates(templates: Mapping[str, str]) -> dict[MetricName, str]:
+def check_templates(templates: Mapping[MetricName, str] | Mapping[str, str]
+                    ) -> dict[MetricName, str]:
     """Defaults overlaid with `templates`; unknown metric names and missing placeholders raise."""
     unknown = sorted(set(templates) - set(METRICS))
     if unknown:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tools._args import ServiceArg, TimeArg, Window, resolve_time, window_ns
 from tools._format import fmt_ms, fmt_num, fmt_pct, fmt_time, iso_time, name, quoted
@@ -81,9 +81,9 @@ class MetricsTool:
         "CPU %, memory MB, error rate %, request rate and p99 latency of a service at a time, "
         "with the mean and range over the window before it. From Prometheus, or stand-in "
         "simulated values when none is configured.")
-    Args: ClassVar[type[ToolArgs]] = MetricsArgs
+    Args: ClassVar[type[BaseModel]] = MetricsArgs
 
-    def __init__(self, templates: Mapping[str, str] | None = None,
+    def __init__(self, templates: Mapping[MetricName, str] | Mapping[str, str] | None = None,
                  standin: MetricStandIn | None = None) -> None:
         self.templates = check_templates(templates or {})
         self._standin = standin
@@ -98,7 +98,7 @@ class MetricsTool:
         if client is None and not url:
             return await self._standin_result(args.service, wanted, start, end, at, ctx)
         owned = client is None
-        client = client or PrometheusClient(url, timeout_s=float(
+        client = client or PrometheusClient(str(url), timeout_s=float(
             getattr(ctx.settings, "prometheus_timeout_s", 5.0)))
         try:
             return await self._prometheus_result(client, args.service, wanted, start, end, at)

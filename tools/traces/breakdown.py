@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from bot.spans import Span
 from tools._args import KeyArg, TraceIdArg
@@ -44,7 +44,7 @@ class TraceBreakdownTool:
         "Critical path of one trace: which child spans made it slow, each one's share of its "
         "parent's time and its own baseline p99. Give the trace_id from slow_traces or an "
         "alert; optionally the span key to focus on.")
-    Args: ClassVar[type[ToolArgs]] = TraceBreakdownArgs
+    Args: ClassVar[type[BaseModel]] = TraceBreakdownArgs
 
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         spans, source = await fetch_trace(ctx, args.trace_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from bot.spans import Span
 from tools._args import KeyArg, TimeArg, Window, resolve_time, window_ns
@@ -40,7 +40,7 @@ class SlowTracesTool:
     description: ClassVar[str] = (
         "The slowest traces of a span key ('service:operation') in a time window, each with "
         "its duration and the child span that dominated it. Use before trace_breakdown.")
-    Args: ClassVar[type[ToolArgs]] = SlowTracesArgs
+    Args: ClassVar[type[BaseModel]] = SlowTracesArgs
 
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         end = resolve_time(args.at, ctx.now_ns)
@@ -57,8 +57,8 @@ class SlowTracesTool:
             elif args.source in ("jaeger", "tempo"):
                 return ToolResult(self.name, ToolStatus.UNAVAILABLE, error=(
                     f"{args.source} is not configured (set OPSBOT_{args.source.upper()}_URL)"))
-        rows = [_trace_facts(spans, args.key, ctx) for spans in traces]
-        rows = sorted((r for r in rows if r), key=lambda r: -r["duration_ms"])[: args.limit]
+        facts = [_trace_facts(spans, args.key, ctx) for spans in traces]
+        rows = sorted((r for r in facts if r), key=lambda r: -r["duration_ms"])[: args.limit]
         where = f"{args.window} to {fmt_time(end)}"
         if not rows:
             return ToolResult(self.name, ToolStatus.EMPTY, summary=(

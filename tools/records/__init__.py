@@ -1,0 +1,1 @@
+"""Tools over the records people act on: anomalies, incidents, the call graph, feedback."""
