@@ -141,7 +141,7 @@ def _pool(f: Facts) -> Finding | None:
         return None
     c, share = d
     return Finding("pool wait dominates", "connection_pool_exhaustion", 0.9,
-                   f"{c.key} takes {_n(c.duration_ms)} ms, {_n(100 * share)}% of the trace: "
+                   f"{c.key} takes {_n(c.duration_ms)} ms, {_n(100 * share)}% of {f.key}: "
                    "callers queue for a free connection, the pool is exhausted",
                    "waiting for a pool connection dominates: the pool is exhausted", c.evidence,
                    ["Compare pool size with concurrent demand; look for connections held "

@@ -111,7 +111,8 @@ def _anomaly(f: Facts, item: EvidenceItem) -> None:
     f.signal = _get(a, "signal") or f.signal
     f.observed_ms = _num(a, "observed_ms", "observed")
     base = _get(a, "baseline") or {}
-    f.expected_ms = _num(base, "mean_ms", "p50_ms", "p50")
+    f.baseline_p99_ms = _num(a, "baseline_p99_ms")
+    f.expected_ms = _num(base, "mean_ms", "expected_ms", "p50_ms", "p50")
     f.spread_ms = _num(base, "std_ms", "stddev_ms", "spread_ms")
     f.baseline_p99_ms = f.baseline_p99_ms or _num(base, "p99_ms", "p99")
     f.deviation = _num(a, "score", "peak_score", "deviation")
@@ -125,7 +126,7 @@ def _anomaly(f: Facts, item: EvidenceItem) -> None:
 def _baseline(f: Facts, item: EvidenceItem) -> None:
     d = item.data
     if f.expected_ms is None:
-        f.expected_ms = _num(d, "mean_ms", "p50_ms", "p50")
+        f.expected_ms = _num(d, "mean_ms", "expected_ms", "p50_ms", "p50")
     if f.spread_ms is None:
         f.spread_ms = _num(d, "std_ms", "stddev_ms")
     f.baseline_p99_ms = _num(d, "p99_ms", "p99") or f.baseline_p99_ms
@@ -144,8 +145,48 @@ def _slow_traces(f: Facts, item: EvidenceItem) -> None:
 
 def _breakdown(f: Facts, item: EvidenceItem) -> None:
     d = item.data
-    root = _get(d, "root") or {}
     f.trace_id = _get(d, "trace_id")
+    if isinstance(d.get("link"), str) and d["link"] not in f.trace_links:
+        f.trace_links.insert(0, d["link"])
+    if "path" in d:
+        _critical_path(f, item)
+    else:
+        _call_tree(f, item)
+    marker = _get(d, "deploy", "version_change")
+    if isinstance(marker, str) and marker:
+        f.deploy, f.cite["deploy"] = marker, item.id
+    f.cite["breakdown"] = item.id
+
+
+def _critical_path(f: Facts, item: EvidenceItem) -> None:
+    """tools/traces/breakdown.py: `focus` and its critical `path` (depth 0 is the focus)."""
+    focus = item.data.get("focus") or {}
+    f.trace_ms = _num(focus, "duration_ms")
+    for p in item.data.get("path") or []:
+        if not isinstance(p, dict) or not p.get("key"):
+            continue
+        depth = int(p.get("depth") or 0)
+        if depth == 0:
+            f.self_ms = _num(p, "self_ms")
+            f.subject_attrs = dict(p.get("attributes") or {})
+            if p.get("error") and p.get("status_message"):
+                f.error_messages.append(str(p["status_message"]))
+            continue
+        share = _num(p, "share_of_parent_pct") if depth == 1 else _num(p, "share_of_focus_pct")
+        base = p.get("baseline") or {}
+        f.children.append(Child(str(p["key"]), _num(p, "duration_ms") or 0.0,
+                                share / 100 if share is not None else None,
+                                _num(base, "p99_ms") if isinstance(base, dict) else None,
+                                bool(p.get("error")), dict(p.get("attributes") or {}), item.id,
+                                depth))
+        if p.get("error") and p.get("status_message"):
+            f.error_messages.append(str(p["status_message"]))
+
+
+def _call_tree(f: Facts, item: EvidenceItem) -> None:
+    """The simulated eval's shape: `root` and every span below it as `children`."""
+    d = item.data
+    root = _get(d, "root") or {}
     f.trace_ms = _num(root, "duration_ms")
     f.self_ms = _num(root, "self_ms")
     f.subject_attrs = dict(root.get("attributes") or {})
@@ -159,30 +200,33 @@ def _breakdown(f: Facts, item: EvidenceItem) -> None:
                                 _num(c, "baseline_p99_ms"), bool(c.get("error")),
                                 dict(c.get("attributes") or {}), item.id,
                                 int(c.get("depth") or 1)))
-    marker = _get(d, "deploy", "version_change")
-    if isinstance(marker, str) and marker:
-        f.deploy, f.cite["deploy"] = marker, item.id
-    f.cite["breakdown"] = item.id
 
 
 _METRIC_NAMES = {"cpu": ("cpu_percent", "cpu"), "memory": ("memory_mb", "memory"),
-                 "errors": ("error_rate_percent", "error_percent"),
+                 "errors": ("error_rate_percent", "error_rate_pct"),
                  "rate": ("request_rate", "rps"), "p99": ("p99_ms",)}
 
 
+_REAL_METRICS = {"cpu": "cpu_percent", "memory": "memory_mb", "errors": "error_rate_pct",
+                 "rate": "request_rate_rps", "p99": "p99_ms"}
+
+
 def _metrics(f: Facts, item: EvidenceItem) -> None:
+    real = item.data.get("metrics")
+    if isinstance(real, dict):  # tools/metrics/tool.py: {name: {"at", "mean_before", ...}}
+        for name, field_name in _REAL_METRICS.items():
+            m = real.get(field_name)
+            if isinstance(m, dict) and _num(m, "at") is not None:
+                f.metrics[name] = Metric(float(m["at"]), _num(m, "mean_before"), item.id)
+        f.cite["metrics"] = item.id
+        return
     cur = _get(item.data, "current") or item.data
     base = _get(item.data, "baseline") or {}
     for name, aliases in _METRIC_NAMES.items():
         value = _num(cur, *aliases)
-        if value is None and name == "errors" and _num(cur, "error_rate") is not None:
-            value = 100.0 * float(cur["error_rate"])  # a fraction in, percent out
         if value is None:
             continue
-        b = _num(base, *aliases)
-        if b is None and name == "errors" and _num(base, "error_rate") is not None:
-            b = 100.0 * float(base["error_rate"])
-        f.metrics[name] = Metric(value, b, item.id)
+        f.metrics[name] = Metric(value, _num(base, *aliases), item.id)
     key_err = _get(item.data, "key_error_rate_percent")
     if key_err is not None:
         f.key_errors = Metric(float(key_err), _num(item.data, "key_error_rate_baseline_percent"),
@@ -196,5 +240,6 @@ def _similar(f: Facts, item: EvidenceItem) -> None:
 
 
 def _graph(f: Facts, item: EvidenceItem) -> None:
-    f.callees = [str(c) for c in _get(item.data, "callees") or []]
+    f.callees = [str(c.get("service") if isinstance(c, dict) else c)
+                 for c in _get(item.data, "callees") or []]
     f.cite["graph"] = item.id

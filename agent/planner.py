@@ -32,7 +32,8 @@ def call_signature(tool: str, args: Mapping[str, Any]) -> str:
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
+    """The tools' TimeArg form: '2024-05-01T12:03:00Z'."""
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _first_round(s: Subject, intent: Intent, ask: Mapping[str, Any], question: str
@@ -46,12 +47,12 @@ def _first_round(s: Subject, intent: Intent, ask: Mapping[str, Any], question: s
         return [("record_feedback", {"anomaly_id": anomaly, "verdict": feedback_verdict(question),
                                      "reason": question[:500]})]
     if intent == "recalculate":
-        return [("recalculate", {"scope": key or service or "all"})]
+        return [("recalculate", {"scope": "thresholds"})]
     if intent == "list" or (key is None and service is None):
         return [("anomalies", {"service": service, "since": "24h"})]
     calls: list[tuple[str, dict[str, Any]]] = []
     if s.get("incident_id") is not None:
-        calls.append(("incident", {"incident_id": s["incident_id"]}))
+        calls.append(("incident", {"incident": str(s["incident_id"])}))
     calls.append(("anomalies", {"service": service, "since": "24h", "key": key}))
     if key:
         calls += [("baseline", {"key": key, "at": at}),
@@ -96,7 +97,8 @@ def plan_calls(subject: Subject | None, intent: Intent, ask: Mapping[str, Any], 
     if intent == "investigate" and (subject or {}).get("key"):
         trace = _slowest_trace(pack)
         if trace:
-            return [("trace_breakdown", {"trace_id": trace})]
+            return [("trace_breakdown", {"trace_id": trace,
+                                         "key": (subject or {}).get("key")})]
     return []
 
 

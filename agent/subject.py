@@ -94,7 +94,7 @@ def resolve_subject(question: str, ask: dict[str, Any], keys: list[str], now_ns:
     at = now_ns - time_shift_ns(question)
     key = _named_key(question, keys)
     base = Subject(anomaly_id=ask.get("anomaly_id"), incident_id=ask.get("incident_id"),
-                   at_ns=at, window="30m")
+                   at_ns=at, window="1h")
     if key:
         return Subject(base, key=key, service=key.split(":", 1)[0], source="question")
     if ask.get("anomaly_key"):

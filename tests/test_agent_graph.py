@@ -127,5 +127,5 @@ async def test_thread_memory_survives_a_restart(tmp_path: Any) -> None:
     assert state["subject"]["source"] == "memory"
     assert state["subject"]["at_ns"] == NOW_NS - 86_400 * 10**9
     baseline = next(c for c in state["calls"] if c["tool"] == "baseline")
-    assert baseline["args"]["at"] == "2024-06-02T10:15:00+00:00"
+    assert baseline["args"]["at"] == "2024-06-02T10:15:00Z"
     assert len(state["turns"]) == 2

@@ -9,72 +9,33 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from tools.base import ToolContext, ToolResult, ToolStatus
 
 __all__ = ["ReplayTool", "replay_tools"]
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _real_args() -> dict[str, type[BaseModel]]:
+    """Each real tool's argument model: replayed calls are validated exactly as live ones."""
+    from tools.detection.baseline import BaselineTool
+    from tools.detection.recalculate import RecalculateTool
+    from tools.metrics.tool import MetricsTool
+    from tools.records.anomalies import AnomaliesTool
+    from tools.records.feedback import RecordFeedbackTool
+    from tools.records.incident import IncidentTool
+    from tools.records.service_graph import ServiceGraphTool
+    from tools.records.similar import SimilarIncidentsTool
+    from tools.traces.breakdown import TraceBreakdownTool
+    from tools.traces.slow_traces import SlowTracesTool
+
+    classes = (SlowTracesTool, TraceBreakdownTool, BaselineTool, MetricsTool, AnomaliesTool,
+               IncidentTool, ServiceGraphTool, SimilarIncidentsTool, RecordFeedbackTool,
+               RecalculateTool)
+    return {c.name: c.Args for c in classes}
 
 
-class AnomaliesArgs(_Args):
-    service: str | None = None
-    key: str | None = None
-    since: str = "24h"
-
-
-class IncidentArgs(_Args):
-    incident_id: int | str
-
-
-class KeyAtArgs(_Args):
-    key: str
-    at: str | None = None
-
-
-class SlowTracesArgs(_Args):
-    key: str
-    window: str = "30m"
-    at: str | None = None
-
-
-class TraceArgs(_Args):
-    trace_id: str
-
-
-class MetricsArgs(_Args):
-    service: str
-    at: str | None = None
-    window: str = "30m"
-
-
-class SimilarArgs(_Args):
-    anomaly_id: int | str | None = None
-    text: str | None = None
-
-
-class ServiceArgs(_Args):
-    service: str
-
-
-class FeedbackArgs(_Args):
-    anomaly_id: int | str
-    verdict: str
-    reason: str = ""
-
-
-class RecalcArgs(_Args):
-    scope: str = "all"
-
-
-ARGS: dict[str, type[BaseModel]] = {
-    "anomalies": AnomaliesArgs, "incident": IncidentArgs, "baseline": KeyAtArgs,
-    "slow_traces": SlowTracesArgs, "trace_breakdown": TraceArgs, "metrics": MetricsArgs,
-    "similar_incidents": SimilarArgs, "service_graph": ServiceArgs,
-    "record_feedback": FeedbackArgs, "recalculate": RecalcArgs}
+ARGS: dict[str, type[BaseModel]] = _real_args()
 
 
 class ReplayTool:
