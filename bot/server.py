@@ -27,6 +27,7 @@ from bot.detection.tap import run_ticker, tap
 from bot.ingest.pipeline import IngestPipeline, pipeline_for
 from bot.ingest.receiver import otlp_routes
 from bot.settings import Settings
+from bot.slack.channel import AlertChannel, open_alert_channel
 from bot.spans import RejectCounter
 from bot.store import SqliteStore
 
@@ -48,6 +49,7 @@ class Service:
     engine: DetectionEngine
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     port: int = 0  # the bound port once serving (differs from settings when that is 0)
+    alerts: AlertChannel | None = None  # Slack (or the terminal), subscribed to the engine
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -64,11 +66,13 @@ class Service:
             await engine.start()
             tap(pipeline, engine)
             service = cls(settings, store, pipeline, rejects, engine)
+            service.alerts = await open_alert_channel(service)
             flusher = asyncio.create_task(service.pipeline.run_flusher(settings.flush_interval_s))
             ticker = asyncio.create_task(run_ticker(engine, detect_interval_s))
             try:
                 yield service
             finally:
+                await service.alerts.stop()
                 for task in (flusher, ticker):  # aggregates first, then the engine's state
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -95,6 +99,7 @@ def create_app(service: Service) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics),
+        *(service.alerts.routes() if service.alerts else []),
         *otlp_routes(service.pipeline, service.rejects, service.settings.otlp_max_body_bytes,
                      registry=service.registry),
     ]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -62,9 +63,11 @@ class TerminalChannel:
     """An AlertSink that prints; `run_input` handles what the user types."""
 
     def __init__(self, console: Console, store: SqliteStore, agent: AgentPort | None = None,
-                 *, trace_url_template: str | None = None,
+                 *, agent_loader: Callable[[], Awaitable[AgentPort | None]] | None = None,
+                 trace_url_template: str | None = None,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.console, self.store, self.agent = console, store, agent
+        self.agent_loader = agent_loader  # loads the model on the first `ask`, not at start
         self.trace_url_template, self.clock = trace_url_template, clock
 
     async def on_event(self, kind: EventKind, anomaly: AnomalyRecord | None,
@@ -75,6 +78,10 @@ class TerminalChannel:
                                    f" (origin {incident.origin_service or '?'})")
             return
         await self.show(anomaly, kind, incident)
+
+    async def on_engine_event(self, event: Any) -> None:
+        """Subscriber for bot.detection's EngineEvent."""
+        await self.on_event(event.kind, event.anomaly, event.incident)
 
     async def show(self, anomaly: AnomalyRecord, kind: EventKind = "updated",
                    incident: IncidentRecord | None = None) -> None:
@@ -108,6 +115,10 @@ class TerminalChannel:
         await self.show(anomaly)
 
     async def _ask(self, question: str) -> None:
+        if self.agent is None and self.agent_loader is not None:
+            with self.console.status("Loading the agent's model..."):
+                self.agent = await self.agent_loader()
+            self.agent_loader = None
         if self.agent is None:
             self.console.print(AGENT_UNAVAILABLE.replace(":warning: ", ""))
             return
@@ -130,9 +141,16 @@ class TerminalChannel:
 
 
 async def stdin_lines() -> AsyncIterator[str]:
-    """Lines typed on stdin, without blocking the event loop; ends at EOF."""
-    while True:
-        line = await asyncio.to_thread(sys.stdin.readline)
-        if not line:
-            return
+    """Lines typed on stdin; ends at EOF. A daemon thread reads, so a pending read never
+    holds up the process's exit (asyncio.to_thread's threads are joined at shutdown)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, "")
+
+    threading.Thread(target=read, name="terminal input", daemon=True).start()
+    while line := await queue.get():
         yield line

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: never look for a display
 import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from bot.store.base import AggregateRow  # noqa: E402
 from bot.store.records import AnomalyRecord  # noqa: E402
@@ -26,6 +28,9 @@ from detectors.aggregate import LatencyAggregate  # noqa: E402
 __all__ = ["ChartData", "chart_data", "load_chart_data", "render_png"]
 
 HOUR_NS = 3600 * 10**9
+# matplotlib is not thread-safe (its text layout shares parser state), and charts render
+# in worker threads: one at a time.
+_RENDER = threading.Lock()
 _HISTORY_DAYS = 7
 
 
@@ -84,6 +89,11 @@ async def load_chart_data(store: object, anomaly: AnomalyRecord, now_ns: int) ->
 
 def render_png(data: ChartData) -> bytes:
     """Draw the chart (CPU-bound: call it through asyncio.to_thread)."""
+    with _RENDER:
+        return _render(data)
+
+
+def _render(data: ChartData) -> bytes:
     fig = Figure(figsize=(8, 3.2), dpi=100)
     ax = fig.add_subplot()
     ax.fill_between(data.hours, data.band_low, data.band_high, step="mid", alpha=0.25,
@@ -95,6 +105,7 @@ def render_png(data: ChartData) -> bytes:
     ax.set_ylabel(data.unit)
     if data.unit == "ms":
         ax.set_yscale("symlog", linthresh=1.0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain, no mathtext
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")

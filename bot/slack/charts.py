@@ -57,7 +57,9 @@ class ChartUploader:
         if entry is None or entry.channel is None or entry.result_ts is None:
             log.info("chart %s: the alert was not sent; no chart", anomaly.uid)
             return False
-        data = await load_chart_data(self.store, anomaly, self.clock())
+        # The 24 h up to the anomaly's last anomalous window: "now" when live, and the
+        # right hours when the detector replays history.
+        data = await load_chart_data(self.store, anomaly, anomaly.updated_ns)
         if not data.has_data:
             self.metrics.charts.labels("no_data").inc()
             return False

@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.slack.blocks import Message, alert_message, digest_message, incident_message
 from bot.slack.charts import ChartUploader
@@ -76,6 +76,10 @@ class AlertNotifier:
             await self._post_new(anomaly, incident)
         if incident is not None:
             await self._refresh_incident(incident)
+
+    async def on_engine_event(self, event: Any) -> None:
+        """Subscriber for bot.detection's EngineEvent (kind, anomaly, incident)."""
+        await self.on_event(event.kind, event.anomaly, event.incident)
 
     async def refresh(self, anomaly_id: int) -> bool:
         """Re-render an anomaly's message (after feedback); False when it has none."""

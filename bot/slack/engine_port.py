@@ -1,0 +1,70 @@
+"""The bot's side of the detection engine (bot/detection): recalc and health for /opsbot.
+
+Recalculation runs the engine's own recalc steps (bot.detection.recalc) for the scope,
+reports progress, and on a real run also installs the new thresholds in the live engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bot.slack.ops import HealthProbe, Progress, Recalculator
+
+__all__ = ["engine_health", "engine_recalculator", "format_diff"]
+
+
+def format_diff(summary: dict[str, dict[str, int]], keys: int, windows: int, days: int,
+                dry_run: bool) -> str:
+    verb = "would change" if dry_run else "changed"
+    lines = [f"{keys} keys; alert windows of the last {days} days that {verb}"
+             f" ({windows} eligible windows):"]
+    for severity, counts in summary.items():
+        lines.append(f"• {severity}: {counts.get('no_longer', 0)} no longer fire,"
+                     f" {counts.get('newly', 0)} newly fire")
+    if dry_run:
+        lines.append("_Dry run: nothing was saved; run without `--dry-run` to apply._")
+    return "\n".join(lines)
+
+
+def engine_recalculator(engine: Any) -> Recalculator:
+    """A Recalculator over a running DetectionEngine (its store, config and thresholds)."""
+    from bot.detection.recalc import DRY_RUN_DAYS, ScopeError, compute_all, dry_run, save
+    from bot.detection.recalc import scope_keys as _scope_keys
+
+    async def recalc(target: str | None, dry: bool, progress: Progress) -> str:
+        store = engine.store
+        try:
+            keys = await _scope_keys(store, target or "all")
+        except ScopeError as exc:
+            return f":warning: {exc}"
+        now = await store.newest_span_ns() or time.time_ns()
+        pending: list[asyncio.Task[None]] = []
+
+        def step(done: int, total: int) -> None:
+            pending.append(asyncio.get_running_loop().create_task(
+                progress(f"thresholds {done}/{total} keys")))
+
+        new = await compute_all(store, engine.config, now, keys, step)
+        await progress("replaying the last 7 days for the alert diff")
+        diff = await dry_run(store, engine.config, now, keys, new)
+        if not dry:
+            await save(store, new, time.time_ns())
+            for key, thresholds in new.items():
+                index = engine.key_index.get(key)
+                if index is not None:
+                    engine.thresholds[index] = thresholds
+        await asyncio.gather(*pending, return_exceptions=True)
+        return format_diff(diff.summary(), len(keys), diff.windows, DRY_RUN_DAYS, dry)
+
+    return recalc
+
+
+def engine_health(engine: Any) -> HealthProbe:
+    async def health() -> dict[str, object]:
+        stats = engine.stats
+        return {"windows scored": stats.windows_scored,
+                "anomalies opened": stats.anomalies_opened, "recalcs": stats.recalcs}
+
+    return health
