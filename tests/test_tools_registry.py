@@ -92,3 +92,28 @@ def test_formats_and_quoting() -> None:
     long = "; ".join(f"part {i} with some words" for i in range(60))
     clipped = clip_summary(long)
     assert len(clipped) <= SUMMARY_MAX_CHARS and clipped.endswith("…")
+
+
+async def test_cli_runs_one_tool_on_the_configured_store(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from tools.cli import run_tool
+
+    settings = settings_for(tmp_path / "cli.db")
+    unknown = await run_tool(settings, "teleport", {})
+    assert unknown.status is ToolStatus.ERROR and "slow_traces" in (unknown.error or "")
+    empty = await run_tool(settings, "anomalies", {"since": "1h"})
+    assert empty.status is ToolStatus.EMPTY and "No anomalies since" in empty.summary
+    denied = await run_tool(settings, "recalculate", {})
+    assert denied.status is ToolStatus.DENIED
+
+
+def test_cli_main_prints_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.cli import main
+
+    monkeypatch.setenv("OPSBOT_DB_PATH", str(tmp_path / "cli.db"))
+    assert main(["baseline", '{"key": "kx-exchange:pg-pool.connect"}']) == 0
+    assert "[empty]" in capsys.readouterr().out
+    assert main(["baseline", '{"key": "bad"}', "--json"]) == 1
+    assert '"status": "error"' in capsys.readouterr().out

@@ -162,3 +162,26 @@ async def test_breakdown_of_a_trace_only_jaeger_has(tmp_path: Path,
     assert sum(f["self_ms"] for f in result.data["path"]) == pytest.approx(
         result.data["focus"]["duration_ms"], abs=0.05)
     assert any("/api/traces/" in p for p, _ in jaeger.script.requests)
+
+
+async def test_slow_traces_from_jaeger_when_the_store_has_none(tmp_path: Path,
+                                                              jaeger: JaegerStandIn) -> None:
+    trace = jaeger.traces[0]
+    proc = trace["processes"][trace["spans"][0]["processID"]]["serviceName"]
+    op = trace["spans"][0]["operationName"]
+    start = min(s["startTime"] for s in trace["spans"]) * 1000
+    path = tmp_path / "empty.db"
+    async with SqliteStore(path) as store:
+        ctx = context(store, settings_for(path, jaeger_url=jaeger.url,
+                                          trace_ui_url="http://ui/trace/{trace_id}"))
+        ctx.now_ns = start + 60 * 10**9
+        result = await invoke(SlowTracesTool(), {"key": f"{proc}:{op}", "window": "5m"}, ctx)
+    assert result.status is ToolStatus.OK, result.error
+    assert result.source == "jaeger"
+    row = result.data["traces"][0]
+    want = max(s["duration"] for s in trace["spans"] if s["operationName"] == op
+               and trace["processes"][s["processID"]]["serviceName"] == proc)
+    assert row["duration_ms"] == round(want / 1000, 2)
+    assert row["link"] == f"http://ui/trace/{row['trace_id']}"
+    path_, params = next((p, q) for p, q in jaeger.script.requests if p == "/api/traces")
+    assert params["service"] == proc and params["operation"] == op

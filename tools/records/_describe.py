@@ -28,6 +28,7 @@ def anomaly_facts(a: AnomalyRecord) -> dict[str, Any]:
         "observed_ms": round(a.observed, 2) if a.observed is not None else None,
         "baseline_p99_ms": (round(p99, 2) if (p99 := baseline_p99(a)) is not None else None),
         "baseline_bucket": a.baseline.get("bucket") or a.baseline.get("bucket_type"),
+        "baseline": dict(a.baseline),  # the detector's snapshot, as it wrote it
         "percentile": a.percentile, "incident_id": a.incident_id,
         "exemplar_trace_ids": a.exemplar_trace_ids[:3],
     }
