@@ -27,19 +27,33 @@ class ModelQueue:
     def queued(self) -> int:
         return self._queued
 
-    def run_sync(self, fn: Callable[[], T]) -> T:
+    def _enter(self) -> int:
         with self._count:
+            ahead = self._queued
             self._queued += 1
+            return ahead
+
+    def _leave(self) -> None:
+        with self._count:
+            self._queued -= 1
+
+    def _locked(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            return fn()
+
+    def run_sync(self, fn: Callable[[], T]) -> T:
+        self._enter()
         try:
-            with self._lock:
-                return fn()
+            return self._locked(fn)
         finally:
-            with self._count:
-                self._queued -= 1
+            self._leave()
 
     async def run(self, fn: Callable[[], T], on_wait: OnWait | None = None) -> T:
         """Run `fn` in a thread when the model is free; tell `on_wait` our place first."""
-        ahead = self._queued
-        if ahead and on_wait is not None:
-            await on_wait(ahead)
-        return await asyncio.to_thread(self.run_sync, fn)
+        ahead = self._enter()  # counted before any await: the next caller sees us
+        try:
+            if ahead and on_wait is not None:
+                await on_wait(ahead)
+            return await asyncio.to_thread(self._locked, fn)
+        finally:
+            self._leave()
