@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -129,16 +129,19 @@ async def save_state(engine: DetectionEngine) -> None:
                                            engine.wall_clock())
 
 
-async def ensure_series(engine: DetectionEngine, names: set[str]) -> None:
+async def ensure_series(
+    engine: DetectionEngine, names: set[str], kind: Literal["span", "metric"] = "span"
+) -> None:
     """Series rows for keys the pipeline has not flushed yet (anomalies reference them)."""
     missing = {n for n in names if n not in engine.series_ids}
     if not missing:
         return
     seen = {}
     for n in missing:
-        first = engine.rolling.keys[engine.key_index[n]].first_seen_ns or engine.clock_ns
+        k = engine.key_index.get(n)
+        first = (engine.rolling.keys[k].first_seen_ns if k is not None else None) or engine.clock_ns
         seen[n] = (first, max(first, engine.clock_ns))
-    engine.series_ids.update(await engine.store.touch_series(seen, "span"))
+    engine.series_ids.update(await engine.store.touch_series(seen, kind))
 
 
 # -- one step --
@@ -148,7 +151,10 @@ async def write_step(
 ) -> list[EngineEvent]:
     """Persist the step's anomalies and incidents, save state, deliver events."""
     store = engine.store
-    await ensure_series(engine, {ev.anomaly.key for ev, _ in events})
+    metrics = engine.metrics.service_of
+    metric_keys = {ev.anomaly.key for ev, _ in events if ev.anomaly.key in metrics}
+    await ensure_series(engine, {ev.anomaly.key for ev, _ in events} - metric_keys)
+    await ensure_series(engine, metric_keys, "metric")
     records: dict[str, AnomalyRecord] = {}
     order: list[tuple[EventKind, str, int]] = []
     for ev, detail in events:
@@ -195,6 +201,8 @@ async def _record(
     if prior is None:
         prior = await engine.store.get_anomaly(a.anomaly_id)
     service, _, operation = a.key.partition(":")
+    if a.key in engine.metrics.service_of:
+        service, operation = engine.metrics.service_of[a.key], engine.metrics.metric_of[a.key]
     details = dict(prior.details) if prior is not None else {}
     if detail:
         details.update({"signal": detail["signal"], "expected": detail["expected"]})

@@ -33,6 +33,7 @@ import numpy.typing as npt
 from bot.detection import _persist
 from bot.detection.events import EngineEvent, Subscriber
 from bot.detection.incident_book import IncidentBook
+from bot.detection.metric_series import MetricPoint, MetricSeriesDetection
 from bot.detection.rolling import RollingBaselines
 from bot.detection.window_step import WindowStep, score_step
 from bot.settings import Settings
@@ -134,6 +135,8 @@ class DetectionEngine:
         self.subscribers: list[Subscriber] = []
         self.started = False
         self._lock = asyncio.Lock()
+        self.metrics = MetricSeriesDetection(self.config)
+        self._metric_events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
         self._score_acc: dict[tuple[int, int], list[Any]] = {}  # (key, hour) -> unsaved rows
 
     # -- public surface --
@@ -176,6 +179,12 @@ class DetectionEngine:
             trace = list(batch.trace_ids)
         self.pending.put(key, start, dur, err, trace)
 
+    def feed_metrics(self, points: list[MetricPoint]) -> None:
+        """Score metric samples now (each is its own window); written at the next `advance`."""
+        if points:
+            self._metric_events += self.metrics.observe(points)
+            self.clock_ns = max(self.clock_ns, max(p.ts_ns for p in points))
+
     async def ingest(self, batch: SpanBatch) -> None:
         """`feed`, then process closed windows once enough spans are buffered."""
         self.feed(batch)
@@ -193,16 +202,20 @@ class DetectionEngine:
         if now_ns is not None:
             self.clock_ns = max(self.clock_ns, now_ns)
         cutoff = (self.clock_ns - self.lateness_ns) // self.window_ns * self.window_ns
+        metric_events, self._metric_events = self._metric_events, []
         if cutoff <= self.watermark_ns:
-            return []
+            if not metric_events:
+                return []
+            return await _persist.write_step(self, metric_events, self.watermark_ns)
         key, start, dur, err, trace = self.pending.take()
         closed = start < cutoff
         rest = np.flatnonzero(~closed)
         self.pending.put(key[rest], start[rest], dur[rest], err[rest],
                          [trace[i] for i in rest.tolist()])
         sel = np.flatnonzero(closed)
-        events = self._score_closed(key[sel], start[sel], dur[sel], err[sel],
-                                    [trace[i] for i in sel.tolist()], cutoff)
+        events = metric_events + self._score_closed(
+            key[sel], start[sel], dur[sel], err[sel], [trace[i] for i in sel.tolist()], cutoff)
+        events += self.metrics.tick(cutoff)
         self.watermark_ns = cutoff
         delivered = await _persist.write_step(self, events, cutoff)
         await self._maybe_recalc(cutoff)
