@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,17 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/opsbot demo
 
-test: install
+# The suite starts a real Prometheus server (Debian's package) on loopback.
+system-deps:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus package (tests start a real server on loopback)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; } || \
+	  echo "warning: could not install prometheus; its tests will be skipped"; }
+
+test: install system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
 
     # -- metrics --
     prometheus_url: str | None = Field(None, description="Prometheus base URL")
+    prometheus_timeout_s: float = Field(5.0, gt=0, description="per-query timeout")
+    promql_cpu_percent: str | None = Field(
+        None, description="PromQL for CPU % of a service ({service}); unset = built-in template")
+    promql_memory_mb: str | None = Field(
+        None, description="PromQL for memory in MB; unset = built-in template")
+    promql_error_rate_pct: str | None = Field(
+        None, description="PromQL for error rate in %; unset = built-in template")
+    promql_request_rate_rps: str | None = Field(
+        None, description="PromQL for requests per second; unset = built-in template")
+    promql_p99_ms: str | None = Field(
+        None, description="PromQL for p99 latency in ms; unset = built-in template")
 
     # -- detection --
     baseline_window_days: int = Field(30, ge=1, le=365)
