@@ -62,7 +62,9 @@ class SeedResult:
     windows_scored: int = 0
 
 
-async def run_seed(seed: int, weeks: float, db: Path, count: int | None = None) -> SeedResult:
+async def run_seed(
+    seed: int, weeks: float, db: Path, count: int | None = None, metrics: bool = True
+) -> SeedResult:
     """Simulate, detect, and score one seed (count: incidents, default one per family)."""
     days = weeks * 7
     horizon = int(days * DAY_NS) // HOUR_NS * HOUR_NS
@@ -80,8 +82,10 @@ async def run_seed(seed: int, weeks: float, db: Path, count: int | None = None) 
         engine = DetectionEngine(store)
         engine.subscribe(on_event)
         await engine.start()
-        for batch, _metrics in sim.batches(T0, horizon, step_ns=HOUR_NS):
+        for batch, samples in sim.batches(T0, horizon, step_ns=HOUR_NS):
             engine.feed(batch)
+            if metrics:
+                engine.feed_metrics(samples)
             await engine.advance()
         await engine.advance(T0 + horizon + HOUR_NS)  # close the last windows; quiet ones resolve
         anomalies = await store.list_anomalies()
@@ -94,8 +98,10 @@ async def run_seed(seed: int, weeks: float, db: Path, count: int | None = None) 
 
 
 def _matches(a: AnomalyRecord, g: GroundTruth) -> bool:
-    return a.key in g.affected_keys and g.start_ns - MATCH_SLACK_NS <= a.started_ns <= (
-        g.end_ns + MATCH_SLACK_NS)
+    """Same time, and a span key the incident affects (or a metric of such a key's service)."""
+    where = a.key in g.affected_keys or (
+        "{" in a.key and a.service in {k.split(":", 1)[0] for k in g.affected_keys})
+    return where and g.start_ns - MATCH_SLACK_NS <= a.started_ns <= g.end_ns + MATCH_SLACK_NS
 
 
 def _score(

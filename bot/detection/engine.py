@@ -23,7 +23,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy.typing as npt
 from bot.detection import _persist
 from bot.detection.events import EngineEvent, Subscriber
 from bot.detection.incident_book import IncidentBook
-from bot.detection.metric_series import MetricPoint, MetricSeriesDetection
+from bot.detection.metric_series import MetricSeriesDetection, Sample
 from bot.detection.rolling import RollingBaselines
 from bot.detection.window_step import WindowStep, score_step
 from bot.settings import Settings
@@ -179,7 +179,7 @@ class DetectionEngine:
             trace = list(batch.trace_ids)
         self.pending.put(key, start, dur, err, trace)
 
-    def feed_metrics(self, points: list[MetricPoint]) -> None:
+    def feed_metrics(self, points: Sequence[Sample]) -> None:
         """Score metric samples now (each is its own window); written at the next `advance`."""
         if points:
             self._metric_events += self.metrics.observe(points)

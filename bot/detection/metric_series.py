@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +26,20 @@ from detectors.series import SeriesDetector, metric_detector
 from detectors.severity import badness, compute_thresholds, deviation_ok
 from detectors.transforms import transform_for_metric
 
-__all__ = ["MetricPoint", "MetricSeriesDetection", "series_name"]
+__all__ = ["MetricPoint", "MetricSeriesDetection", "Sample", "series_name"]
+
+
+class Sample(Protocol):
+    """What a metric sample must have (MetricPoint, the simulator's MetricSample, ...)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def value(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +72,13 @@ class MetricSeriesDetection:
                                              config.scoring.max_z)
         self.samples_scored = 0
 
-    def observe(self, points: Iterable[MetricPoint]) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
+    def observe(self, points: Iterable[Sample]) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
         for p in sorted(points, key=lambda p: p.ts_ns):
             events += self._one(p)
         return events
 
-    def _one(self, p: MetricPoint) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
+    def _one(self, p: Sample) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         cfg = self.config
         key = series_name(p.name, p.labels)
         det = self.detectors.get(key)
