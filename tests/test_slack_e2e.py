@@ -15,9 +15,11 @@ from bot.detection.engine import DetectionEngine
 from bot.detection.tap import tap
 from bot.ingest.pipeline import IngestPipeline
 from bot.simulator import DAY_NS, HOUR_NS, MINUTE_NS, make_incident
+from bot.slack.engine_port import engine_recalculator
 from bot.slack.storm import ChannelRateCap
 from tests.detection_support import FAST, T0, simulator
 from tests.slack_app_support import (
+    ADMIN,
     USER,
     FakeAgent,
     SlackHarness,
@@ -43,7 +45,7 @@ def standin(running: SlackStandIn) -> SlackStandIn:
     return running
 
 
-async def _detect(h: SlackHarness) -> None:
+async def _detect(h: SlackHarness) -> DetectionEngine:
     """Replay the simulator through the real pipeline and engine, the bot subscribed."""
     engine = DetectionEngine(h.store, FAST)
     engine.subscribe(h.bot.notifier.on_engine_event)
@@ -55,6 +57,7 @@ async def _detect(h: SlackHarness) -> None:
         await pipe.flush()
         await engine.advance()
     await engine.close()
+    return engine
 
 
 @pytest.mark.slow
@@ -63,7 +66,7 @@ async def test_incident_to_alert_chart_feedback_and_answer(tmp_path: Path,
     agent = FakeAgent()
     async with running_bot(tmp_path / "e2e.db", standin, agent=agent) as h:
         h.bot.notifier.rate_cap = ChannelRateCap(max_posts=50)
-        await _detect(h)
+        engine = await _detect(h)
         await h.settle(30)
         refs = [await h.store.slack_message_for(anomaly_id=a.id)
                 for a in await h.store.list_anomalies()]
@@ -98,6 +101,13 @@ async def test_incident_to_alert_chart_feedback_and_answer(tmp_path: Path,
         answers = [m for m in standin.posted() if m.get("thread_ts") == thread
                    and str(m["text"]).startswith("The p99")]
         assert len(answers) == 1
+
+        h.bot.deps.ops.recalculator = engine_recalculator(engine)
+        await h.send_command("recalc all --dry-run", user=ADMIN, channel=ref.channel)
+        await h.settle(30)
+        report = standin.posted()[-1]["text"]
+        assert "Recalculating baselines for `all keys` (dry run)" in report
+        assert "keys; alert windows of the last 7 days that would change" in report
 
 
 async def test_restart_during_outage_loses_and_duplicates_nothing(

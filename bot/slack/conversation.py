@@ -88,17 +88,16 @@ class Conversations:
         thread = q.reply_thread
         if thread is not None:
             self.remember(q.channel, thread, q.user_id, q.text)
-        ids = {"anomaly_id": (context.anomaly_ids or (None,))[0],
-               "incident_id": (context.incident_ids or (None,))[0]}
+        ids = {"anomaly_id": context.anomaly_id, "incident_id": context.incident_id}
         key = f"answer:{q.event_id}"
         base = {"channel": q.channel, **({"thread_ts": thread} if thread else {})}
         if self.agent is None:
             await self.outbox.enqueue(key, "chat.postMessage",
-                                      {**base, **plain_message(AGENT_UNAVAILABLE, **ids)})
+                                      {**base, **plain_message(AGENT_UNAVAILABLE, "answer", **ids)})
             self.metrics.questions.labels("unavailable").inc()
             return
         await self.outbox.enqueue(key, "chat.postMessage",
-                                  {**base, **plain_message(PLACEHOLDER, **ids)})
+                                  {**base, **plain_message(PLACEHOLDER, "answer", **ids)})
         started = self.clock()
         final = await self._answer(q, context, key)
         await self._edit(key, final)

@@ -30,33 +30,33 @@ def format_diff(summary: dict[str, dict[str, int]], keys: int, windows: int, day
 
 def engine_recalculator(engine: Any) -> Recalculator:
     """A Recalculator over a running DetectionEngine (its store, config and thresholds)."""
-    from bot.detection.recalc import DRY_RUN_DAYS, ScopeError, compute_all, dry_run, save
+    from bot.detection.recalc import DRY_RUN_DAYS, ScopeError, compute_all, save
+    from bot.detection.recalc import dry_run as _diff
     from bot.detection.recalc import scope_keys as _scope_keys
 
-    async def recalc(target: str | None, dry: bool, progress: Progress) -> str:
+    async def recalc(target: str | None, dry_run: bool, progress: Progress) -> str:
         store = engine.store
         try:
             keys = await _scope_keys(store, target or "all")
         except ScopeError as exc:
             return f":warning: {exc}"
         now = await store.newest_span_ns() or time.time_ns()
-        pending: list[asyncio.Task[None]] = []
+        pending: list[asyncio.Future[None]] = []
 
         def step(done: int, total: int) -> None:
-            pending.append(asyncio.get_running_loop().create_task(
-                progress(f"thresholds {done}/{total} keys")))
+            pending.append(asyncio.ensure_future(progress(f"thresholds {done}/{total} keys")))
 
         new = await compute_all(store, engine.config, now, keys, step)
         await progress("replaying the last 7 days for the alert diff")
-        diff = await dry_run(store, engine.config, now, keys, new)
-        if not dry:
+        diff = await _diff(store, engine.config, now, keys, new)
+        if not dry_run:
             await save(store, new, time.time_ns())
             for key, thresholds in new.items():
                 index = engine.key_index.get(key)
                 if index is not None:
                     engine.thresholds[index] = thresholds
         await asyncio.gather(*pending, return_exceptions=True)
-        return format_diff(diff.summary(), len(keys), diff.windows, DRY_RUN_DAYS, dry)
+        return format_diff(diff.summary(), len(keys), diff.windows, DRY_RUN_DAYS, dry_run)
 
     return recalc
 

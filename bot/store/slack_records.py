@@ -67,7 +67,8 @@ class SlackRecordsMixin:
                                 incident_id: int | None = None,
                                 kind: str | None = None) -> SlackMessageRef | None:
         """The first message posted about an anomaly or an incident (its alert or parent)."""
-        where, params = ["kind != 'answer'"], []  # type: ignore[var-annotated]
+        where: list[str] = ["kind != 'answer'"]
+        params: list[object] = []
         for col, value in (("anomaly_id", anomaly_id), ("incident_id", incident_id),
                            ("kind", kind)):
             if value is not None:
