@@ -1,9 +1,9 @@
 """Values sorted within groups, fast: the order statistics behind every window's median and p90.
 
-`score_windows` needs, for each (key, window), its log-durations in ascending
-order. Sorting by (group, value) with an argsort plus a stable argsort costs two
+`score_windows` needs, for each (key, window), its log-durations in ascending order.
+Sorting by (group, value) with an argsort plus a stable argsort costs two
 comparison sorts over every span; here it is one `np.sort` of packed uint64 keys
-(group | value quantised to the batch's range | span index), which numpy runs
+(group | value quantised over the batch's range | span index), which numpy runs
 with SIMD, then the exact values are gathered back by the index bits. The
 quantisation is monotone, so only values that fall into the same quantum can come
 out of order; those few runs are found and re-sorted exactly. The result is the
@@ -13,32 +13,50 @@ same ascending sequence of values per group as a full (group, value) sort.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["dense_groups", "sorted_within_groups"]
+__all__ = ["CHUNK", "chunks", "dense_groups", "sorted_within_groups"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+UIntArray = npt.NDArray[np.uint64]
 
+CHUNK = 1 << 15  # elements per cache-sized step of the element-wise passes
 MIN_VALUE_BITS = 16  # fewer quantisation bits than this: too many collisions, use two sorts
 _DENSE_SLACK = 1 << 16  # code ranges up to max(4 n, this) are numbered by a bincount
 
 
-def dense_groups(code: IntArray) -> tuple[IntArray, IntArray]:
-    """Distinct codes ascending, and each element's position among them (its group).
+def dense_groups(code: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Distinct codes ascending, each element's position among them (its group), group sizes.
 
-    Equal to np.unique(code, return_inverse=True); a bincount over the code range
-    when that range is small next to the data (the usual case: keys x windows).
+    Equal to np.unique(code, return_inverse=True, return_counts=True); one bincount
+    over the code range when that range is small next to the data (the usual case:
+    keys x windows of one batch).
     """
     lo, hi = int(code.min()), int(code.max())
     if lo >= 0 and hi < max(4 * code.size, _DENSE_SLACK):
-        present = np.bincount(code, minlength=hi + 1) > 0
-        number = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present).astype(np.int64), number[code]
-    codes, group = np.unique(code, return_inverse=True)
-    return codes.astype(np.int64), group.astype(np.int64).reshape(-1)
+        per_code = np.bincount(code, minlength=hi + 1)
+        present = per_code > 0
+        number = np.cumsum(present, dtype=np.int64)
+        number -= 1
+        codes = np.flatnonzero(present).astype(np.int64)
+        return codes, number[code], per_code[codes].astype(np.int64)
+    codes, group, counts = np.unique(code, return_inverse=True, return_counts=True)
+    return codes.astype(np.int64), group.astype(np.int64).reshape(-1), counts.astype(np.int64)
+
+
+def chunks(n: int) -> Iterator[slice]:
+    """Consecutive slices of CHUNK elements covering range(n).
+
+    Several element-wise passes over one chunk stay in the CPU cache; the same
+    passes over whole arrays of a million spans each go to memory, which is 3x
+    slower on a machine whose memory bandwidth other processes share.
+    """
+    return (slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK))
 
 
 def sorted_within_groups(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
@@ -53,37 +71,66 @@ def sorted_within_groups(values: FloatArray, group: IntArray, n_groups: int) -> 
     index_bits = max(1, (n - 1).bit_length())
     group_bits = max(1, (n_groups - 1).bit_length())
     value_bits = 64 - index_bits - group_bits
-    lo, hi = (float(values.min()), float(values.max())) if n else (0.0, 0.0)
-    scale = _scale(hi - lo, value_bits)
-    if value_bits < MIN_VALUE_BITS or scale is None:
+    quantise = _Quantiser.fit(values, value_bits) if value_bits >= MIN_VALUE_BITS else None
+    if quantise is None:
         return _two_sorts(values, group)
-    key = group.astype(np.uint64) << np.uint64(64 - group_bits)
-    key |= _quantise(values, lo, scale) << np.uint64(index_bits)
-    key |= np.arange(n, dtype=np.uint64)
+    key = np.empty(n, np.uint64)
+    group_shift, index_shift = np.uint64(64 - group_bits), np.uint64(index_bits)
+    for part in chunks(n):
+        k = group[part].astype(np.uint64)
+        k <<= group_shift
+        q = quantise(values[part])
+        q <<= index_shift
+        k |= q
+        k |= np.arange(part.start, part.stop, dtype=np.uint64)
+        key[part] = k
     key.sort()
-    out = values[(key & np.uint64((1 << index_bits) - 1)).view(np.int64)]  # < 2^63: same bits
+    index = np.bitwise_and(key, np.uint64((1 << index_bits) - 1)).view(np.int64)  # < 2^63
+    out = values[index]
     _resort_collisions(out, key, index_bits)
     return out
 
 
-def _scale(width: float, bits: int) -> float | None:
-    """Factor mapping a range of this width onto 0 .. 2^bits - 2; None if it cannot be done
-    in floating point (NaN or infinite bounds, or a range so narrow the factor overflows)."""
-    if width == 0.0:
-        return 0.0  # one distinct value
-    scale = (2.0**bits - 2.0) / width
-    return scale if math.isfinite(width) and math.isfinite(scale) and width > 0.0 else None
+@dataclass(frozen=True, slots=True)
+class _Quantiser:
+    """A monotone non-decreasing map of the batch's values onto 0 .. 2^bits - 1.
 
-
-def _quantise(values: FloatArray, lo: float, scale: float) -> npt.NDArray[np.uint64]:
-    """Monotone non-decreasing map of [lo, hi] onto 0 .. 2^bits - 2 (the range given to _scale).
-
-    Subtraction, multiplication and the cast each round monotonically, so a <= b
-    implies q(a) <= q(b): order between different quanta is exact.
+    Positive values: their IEEE bit patterns, which order like the values and are
+    nearly logarithmic (even relative resolution across decades), shifted down.
+    Otherwise the range is scaled linearly; subtraction, multiplication and the
+    cast each round monotonically, so a <= b still implies q(a) <= q(b).
     """
-    q = values - lo
-    q *= scale
-    return q.astype(np.uint64)
+
+    lo: float
+    scale: float  # linear path
+    first_bits: int  # bit-pattern path: lo's bits, and the shift that fits the range
+    shift: int
+
+    @classmethod
+    def fit(cls, values: FloatArray, bits: int) -> _Quantiser | None:
+        """None where there is no such map: NaN or infinite values, or a range that
+        overflows floating point (too wide, or so narrow the scale factor does)."""
+        lo, hi = float(values.min()), float(values.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return None
+        if lo > 0.0:
+            first = int(np.float64(lo).view(np.int64))
+            span = int(np.float64(hi).view(np.int64)) - first
+            return cls(lo, math.nan, first, max(0, span.bit_length() - bits))
+        width = hi - lo
+        scale = (2.0**bits - 2.0) / width if width > 0.0 else 0.0
+        if not (math.isfinite(width) and math.isfinite(scale)):
+            return None
+        return cls(lo, scale, -1, 0)
+
+    def __call__(self, values: FloatArray) -> UIntArray:
+        if self.first_bits >= 0:
+            q = values.view(np.int64) - self.first_bits
+            q >>= self.shift
+            return q.view(np.uint64)
+        f = values - self.lo
+        f *= self.scale
+        return f.astype(np.uint64)
 
 
 def _resort_collisions(out: FloatArray, key: npt.NDArray[np.uint64], index_bits: int) -> None:

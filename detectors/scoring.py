@@ -20,7 +20,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from detectors._group_order import dense_groups, sorted_within_groups
+from detectors._group_order import chunks, dense_groups, sorted_within_groups
 from detectors.baseline import Baseline
 from detectors.config import ScoringConfig
 from detectors.transforms import Transform
@@ -157,23 +157,28 @@ def score_windows(
 ) -> WindowScores:
     """Score every (key, window) present in a batch of spans; fully vectorised.
 
-    Rows come ordered by key, then window. The order statistics are exact (the
-    same numbers as np.quantile per group); see `detectors._group_order` for how.
+    Rows come ordered by key, then window. The order statistics are exact: each
+    window's transformed values in ascending order, as a full sort would give them
+    (see `detectors._group_order` for the one-sort way there).
     """
     d = np.asarray(durations_ms, dtype=np.float64)
     k = np.asarray(key_idx, dtype=np.int64)
+    start = np.asarray(start_ns, dtype=np.int64)
     window_ns = config.window_s * 1_000_000_000
-    widx = np.asarray(start_ns, dtype=np.int64) // window_ns
+    if not d.size == k.size == start.size:
+        raise ValueError(
+            f"score_windows: durations ({d.size}), key indices ({k.size}) and start times "
+            f"({start.size}) must have one entry per span"
+        )
     if d.size == 0:
         e = np.zeros(0, np.int64)
         f = np.zeros(0, np.float64)
         return WindowScores(e, e, e, f, f, f, f, f, f, e)
-    first = int(widx.min())
-    n_windows = int(widx.max()) - first + 1
-    codes, group = dense_groups(k * n_windows + (widx - first))
-    logd = table.forward(d, k)
+    first = int(start.min()) // window_ns
+    n_windows = int(start.max()) // window_ns - first + 1
+    code, logd = _codes_and_logs(d, k, start, window_ns, first, n_windows, table)
+    codes, group, counts = dense_groups(code)
     sorted_log = sorted_within_groups(logd, group, codes.size)
-    counts = np.bincount(group, minlength=codes.size).astype(np.int64)
     starts = np.cumsum(counts) - counts
     med, p90 = (_group_quantile(sorted_log, starts, counts, q) for q in (0.5, 0.9))
     gk = codes // n_windows
@@ -190,6 +195,21 @@ def score_windows(
         score=score,
         group=group,
     )
+
+
+def _codes_and_logs(
+    d: FloatArray, k: IntArray, start: IntArray, window_ns: int, first: int, n_windows: int,
+    table: BaselineTable,
+) -> tuple[IntArray, FloatArray]:
+    """Each span's (key, window) code, key-major, and its transformed duration (in chunks)."""
+    code, logd = np.empty(d.size, np.int64), np.empty(d.size, np.float64)
+    for part in chunks(d.size):
+        c = k[part] * n_windows
+        c += start[part] // window_ns
+        c -= first
+        code[part] = c
+        logd[part] = table.forward(d[part], k[part])
+    return code, logd
 
 
 def _window_z(

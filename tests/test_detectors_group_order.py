@@ -30,6 +30,8 @@ def lexsorted(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     "make",
     [
         pytest.param(lambda r, n: r.normal(0, 1, n), id="continuous"),
+        pytest.param(lambda r, n: np.exp(r.normal(3, 4, n)), id="positive"),  # bit patterns
+        pytest.param(lambda r, n: np.exp(r.normal(0, 1e-9, n)), id="positive-narrow"),
         pytest.param(lambda r, n: r.integers(0, 5, n).astype(float), id="ties"),
         pytest.param(lambda r, n: 1000 + r.integers(0, 50, n) * 1e-9, id="narrow"),
         pytest.param(  # one huge value squeezes the rest into a few quanta: collisions
@@ -42,12 +44,15 @@ def lexsorted(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     ],
 )
 @pytest.mark.parametrize("n_groups", [1, 7, 900])
-def test_sorted_within_groups_equals_lexsort(make: object, n_groups: int) -> None:
+def test_sorted_within_groups_equals_lexsort(
+    make: object, n_groups: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_group_order, "CHUNK", 1000)  # several chunks, the last one short
     rng = np.random.default_rng(n_groups)
     n = 4000
     values = make(rng, n)  # type: ignore[operator]
     group = np.sort(rng.integers(0, n_groups, n)) if n_groups == 1 else rng.integers(0, n_groups, n)
-    codes, dense = dense_groups(group)
+    codes, dense, _ = dense_groups(group)
     got = sorted_within_groups(values, dense, codes.size)
     assert np.array_equal(got, lexsorted(values, dense), equal_nan=True)
     assert np.array_equal(values, make(np.random.default_rng(n_groups), n), equal_nan=True)
@@ -65,10 +70,11 @@ def test_two_sort_fallback_and_single_value(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("spread", [10, 10**7, 10**12])  # bincount numbering, then np.unique
 def test_dense_groups_equal_unique(spread: int) -> None:
     code = np.random.default_rng(spread).integers(0, spread, 5000)
-    codes, group = dense_groups(code)
-    want_codes, want_group = np.unique(code, return_inverse=True)
+    codes, group, counts = dense_groups(code)
+    want_codes, want_group, want_counts = np.unique(code, return_inverse=True, return_counts=True)
     assert np.array_equal(codes, want_codes) and np.array_equal(group, want_group)
-    codes, group = dense_groups(code - spread // 2)  # negative codes
+    assert np.array_equal(counts, want_counts)
+    codes, group, _ = dense_groups(code - spread // 2)  # negative codes
     assert np.array_equal(codes[group], code - spread // 2)
 
 
@@ -120,7 +126,8 @@ def reference_windows(
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_score_windows_equals_a_per_window_loop(seed: int) -> None:
+def test_score_windows_equals_a_per_window_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_group_order, "CHUNK", 4096 if seed else 1 << 15)
     rng = np.random.default_rng(seed)
     table = BaselineTable.from_baselines(
         [
@@ -158,3 +165,10 @@ def test_score_windows_equals_a_per_window_loop(seed: int) -> None:
     window_of = starts // (config.window_s * S) * config.window_s * S
     assert np.array_equal(got.key_idx[got.group], keys)
     assert np.array_equal(got.window_start_ns[got.group], window_of)
+
+
+def test_score_windows_rejects_arrays_of_different_lengths() -> None:
+    table = BaselineTable.from_baselines([_baseline(np.exp(np.arange(100.0) / 50))])
+    with pytest.raises(ValueError, match="one entry per span"):
+        score_windows(np.ones(3), np.zeros(2, np.int64), np.zeros(3, np.int64), table,
+                      ScoringConfig())
