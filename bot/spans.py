@@ -27,6 +27,7 @@ __all__ = [
     "SpanRejected",
     "bound_attributes",
     "span_key",
+    "trace_id_hash",
 ]
 
 # Bounds keep one hostile or buggy span from costing megabytes of memory or store.
@@ -213,23 +214,87 @@ class Span:
         )
 
 
-@dataclass(slots=True)
 class SpanBatch:
     """Columnar spans: what the aggregate and exemplar paths consume.
 
+    Keys may be given as strings per row, or as `key_names` plus an int code per row
+    (`from_codes`); trace ids as hex strings per row, or as an (n, 16) uint8 array.
+    Each form is derived from the other only when someone asks, so the OTLP
+    protobuf path never builds a Python string per span.
     `materialize(i)` returns the full `Span` for row i; decoders that can defer
     building it (OTLP protobuf) do so, since only exemplar candidates need it.
     """
 
-    keys: list[str]
-    trace_ids: list[str]
-    start_ns: np.ndarray  # int64
-    duration_ns: np.ndarray  # int64
-    error: np.ndarray  # bool
-    materialize: Callable[[int], Span]
+    __slots__ = ("_codes", "_hashes", "_id_bytes", "_keys", "_names", "_trace_ids",
+                 "duration_ns", "error", "materialize", "start_ns")
+
+    def __init__(self, keys: list[str], trace_ids: list[str], start_ns: np.ndarray,
+                 duration_ns: np.ndarray, error: np.ndarray,
+                 materialize: Callable[[int], Span]) -> None:
+        self._keys: list[str] | None = keys
+        self._trace_ids: list[str] | None = trace_ids
+        self._names: list[str] | None = None
+        self._codes: np.ndarray | None = None
+        self._id_bytes: np.ndarray | None = None
+        self._hashes: np.ndarray | None = None
+        self.start_ns = start_ns  # int64
+        self.duration_ns = duration_ns  # int64
+        self.error = error  # bool
+        self.materialize = materialize
+
+    @classmethod
+    def from_codes(cls, key_names: list[str], key_codes: np.ndarray, trace_id_bytes: np.ndarray,
+                   start_ns: np.ndarray, duration_ns: np.ndarray, error: np.ndarray,
+                   materialize: Callable[[int], Span]) -> SpanBatch:
+        """Rows keyed `key_names[key_codes[i]]`, trace ids as raw 16-byte rows."""
+        batch = cls([], [], start_ns, duration_ns, error, materialize)
+        batch._keys = batch._trace_ids = None
+        batch._names, batch._codes = key_names, key_codes
+        batch._id_bytes = trace_id_bytes
+        return batch
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return int(self.start_ns.shape[0])
+
+    @property
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            names, codes = self.key_codes()
+            self._keys = [names[c] for c in codes.tolist()]
+        return self._keys
+
+    @property
+    def trace_ids(self) -> list[str]:
+        if self._trace_ids is None:
+            ids = self._id_bytes
+            self._trace_ids = (ids.tobytes().hex(" ", 16).split()
+                               if ids is not None and len(ids) else [])
+        return self._trace_ids
+
+    def trace_id(self, row: int) -> str:
+        """One row's trace id (no per-row list is built for it)."""
+        if self._trace_ids is None and self._id_bytes is not None:
+            return bytes(self._id_bytes[row]).hex()
+        return self.trace_ids[row]
+
+    def key_codes(self) -> tuple[list[str], np.ndarray]:
+        """(distinct keys, int64 code per row): how the pipeline groups without per-row strings."""
+        if self._codes is None or self._names is None:
+            index: dict[str, int] = {}
+            setdefault = index.setdefault
+            keys = self.keys
+            codes = np.fromiter((setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+            self._names, self._codes = list(index), codes
+        return self._names, self._codes
+
+    def trace_id_hashes(self) -> np.ndarray:
+        """A uint64 per row, equal for equal trace ids: a cheap pre-filter before comparing ids."""
+        if self._hashes is None:
+            if self._id_bytes is not None:
+                self._hashes = _hash_id_bytes(self._id_bytes)
+            else:
+                self._hashes = _hash_hex_ids(self.trace_ids)
+        return self._hashes
 
     @classmethod
     def from_spans(cls, spans: Sequence[Span]) -> SpanBatch:
@@ -246,3 +311,41 @@ class SpanBatch:
     @classmethod
     def empty(cls) -> SpanBatch:
         return cls.from_spans([])
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _hash_id_bytes(ids: np.ndarray) -> np.ndarray:
+    """XOR of the two little-endian halves of each 16-byte id."""
+    halves = np.ascontiguousarray(ids, np.uint8).view("<u8")
+    out: np.ndarray = halves[:, 0] ^ halves[:, 1]
+    return out
+
+
+def _hash_hex_ids(ids: list[str]) -> np.ndarray:
+    """The same hash as `_hash_id_bytes` for 32-digit hex ids; Python's hash for any other id."""
+    n = len(ids)
+    if n and all(len(t) == 32 for t in ids):
+        try:
+            raw = bytes.fromhex("".join(ids))
+        except ValueError:
+            raw = b""
+        if len(raw) == 16 * n:  # fromhex skips spaces: a short result means some id had one
+            return _hash_id_bytes(np.frombuffer(raw, np.uint8).reshape(n, 16))
+    out = np.empty(n, np.uint64)
+    for i, t in enumerate(ids):
+        out[i] = trace_id_hash(t)
+    return out
+
+
+def trace_id_hash(trace_id: str) -> int:
+    """The hash `SpanBatch.trace_id_hashes` gives a row with this trace id."""
+    if len(trace_id) == 32:
+        try:
+            raw = bytes.fromhex(trace_id)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            return int.from_bytes(raw[:8], "little") ^ int.from_bytes(raw[8:], "little")
+    return hash(trace_id) & _MASK64

@@ -10,11 +10,13 @@ not per chosen trace.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot.spans import Span, SpanBatch
+from bot.ingest._deltas import Groups
+from bot.spans import Span, SpanBatch, trace_id_hash
 from bot.store.base import ExemplarTrace, Store
 
 __all__ = ["ExemplarPicker"]
@@ -40,8 +42,30 @@ class ExemplarPicker:
         self._buffer_len = 0
         self._top: dict[tuple[str, int], list[int]] = {}  # durations, descending
         self._selected: OrderedDict[str, None] = OrderedDict()
+        self._filter = _HashFilter()  # hashes of (at least) the selected trace ids
         self._new: dict[tuple[str, str], _Pending] = {}  # (key, trace id)
         self._late: dict[str, dict[str, Span]] = {}
+
+    async def consider_groups(self, keys: list[str], hours_ns: list[int], groups: Groups,
+                              durations_ns: np.ndarray, rows: np.ndarray | None,
+                              batch: SpanBatch) -> None:
+        """`consider` every group of a batch whose slowest span beats its group's floor.
+
+        `durations_ns` are the batch's valid rows (`rows` of the batch, or all of it when
+        None), in the order `groups` indexes them. Groups that cannot place a span
+        among the slowest N cost one comparison, and none of their spans is built.
+        """
+        if self._n == 0:
+            return
+        slowest = groups.reduce(np.maximum, durations_ns[groups.order]).tolist()
+        for g, (key, hour_ns) in enumerate(zip(keys, hours_ns, strict=True)):
+            top = self._top.get((key, hour_ns))
+            if top is None:
+                top = self._top[(key, hour_ns)] = await self._stored_top(key, hour_ns)
+            if len(top) >= self._n and slowest[g] <= top[self._n - 1]:
+                continue
+            src = groups.rows(g)
+            await self.consider(key, hour_ns, src if rows is None else rows[src], batch)
 
     async def consider(self, key: str, hour_ns: int, rows: np.ndarray, batch: SpanBatch) -> None:
         """Offer rows of one (key, hour) group; keep those among the slowest N so far."""
@@ -79,10 +103,15 @@ class ExemplarPicker:
             pending = _Pending(key, hour_ns, span.duration_ns, span.start_ns, spans)
             self._new[(key, trace_id)] = pending
         pending.spans.setdefault(span.span_id, span)
-        self._selected[trace_id] = None
-        self._selected.move_to_end(trace_id)
+        if trace_id in self._selected:
+            self._selected.move_to_end(trace_id)
+        else:
+            self._selected[trace_id] = None
+            self._filter.add(trace_id_hash(trace_id))
         while len(self._selected) > _SELECTED_CAP:
             self._selected.popitem(last=False)
+        if self._filter.stale(len(self._selected)):
+            self._filter.rebuild(trace_id_hash(t) for t in self._selected)
 
     def _gather(self, batch: SpanBatch) -> None:
         """Collect the spans of `batch` that belong to chosen traces."""
@@ -90,14 +119,18 @@ class ExemplarPicker:
         if not selected:
             return
         by_trace: dict[str, list[Span]] = {}
-        for i in [i for i, t in enumerate(batch.trace_ids) if t in selected]:
-            s = batch.materialize(i)
-            by_trace.setdefault(s.trace_id, []).append(s)
+        for i in self._filter.candidates(batch.trace_id_hashes()).tolist():
+            if batch.trace_id(i) in selected:
+                s = batch.materialize(i)
+                by_trace.setdefault(s.trace_id, []).append(s)
+        if not by_trace:
+            return
         waiting: dict[str, list[_Pending]] = {}
         for (_, trace_id), p in self._new.items():
             waiting.setdefault(trace_id, []).append(p)
         for trace_id, spans in by_trace.items():
-            targets = [p.spans for p in waiting.get(trace_id, [])] or [self._late.setdefault(trace_id, {})]
+            targets = ([p.spans for p in waiting.get(trace_id, [])]
+                       or [self._late.setdefault(trace_id, {})])
             for target in targets:
                 for s in spans:
                     target.setdefault(s.span_id, s)
@@ -148,4 +181,48 @@ class ExemplarPicker:
         if len(self._top) < 4096:
             return
         newest = max(h for _, h in self._top)
-        self._top = {kh: v for kh, v in self._top.items() if kh[1] >= newest - 2 * 3_600_000_000_000}
+        oldest = newest - 2 * 3_600_000_000_000
+        self._top = {kh: v for kh, v in self._top.items() if kh[1] >= oldest}
+
+
+class _HashFilter:
+    """A superset of the selected trace ids' hashes, tested against a whole batch at once.
+
+    A sorted array plus a short unsorted tail of recent additions; ids dropped from
+    the selection stay until a rebuild, which only costs false candidates (each
+    candidate's id is compared exactly afterwards).
+    """
+
+    _TAIL = 512
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, np.uint64)
+        self._tail: list[int] = []
+
+    def add(self, h: int) -> None:
+        self._tail.append(h)
+        if len(self._tail) >= self._TAIL:
+            self._merge()
+
+    def _merge(self) -> None:
+        tail = np.array(self._tail, np.uint64)
+        self._sorted = np.sort(np.concatenate((self._sorted, tail)))
+        self._tail = []
+
+    def stale(self, live: int) -> bool:
+        return self._sorted.size + len(self._tail) > 2 * live + self._TAIL
+
+    def rebuild(self, hashes: Iterable[int]) -> None:
+        self._sorted = np.sort(np.fromiter(hashes, np.uint64))
+        self._tail = []
+
+    def candidates(self, hashes: np.ndarray) -> np.ndarray:
+        """Row indices whose hash may be in the filter (ascending)."""
+        hit = np.zeros(hashes.shape[0], np.bool_)
+        if self._sorted.size:
+            at = np.searchsorted(self._sorted, hashes)
+            np.minimum(at, self._sorted.size - 1, out=at)
+            hit = self._sorted[at] == hashes
+        if self._tail:
+            hit |= np.isin(hashes, np.array(self._tail, np.uint64))
+        return np.flatnonzero(hit)

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from bot.ingest._otlp_schema import SpanCols
 
 __all__ = ["SpanBytes", "error_rows", "status_code", "trusted_trace_ids"]
 
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
-_TAGS = [0, 1, 18, 19]
-_TAG_BYTES = np.array([0x0A, 0x10, 0x12, 0x08], np.uint8)
+_TAGS = ((0, 0x0A), (1, 0x10), (18, 0x12), (19, 0x08))  # (offset in the span, byte)
 _ERROR_TAIL = (0x18, 0x02)  # Status.code = 2: the span's last field...
 _FLAGS_TAG = (0x85, 0x01)  # ...unless Span.flags (field 16, fixed32: tag + 4 bytes) follows it
 _ERROR = 2
@@ -30,32 +28,47 @@ _ERROR = 2
 
 @dataclass(frozen=True, slots=True)
 class SpanBytes:
-    raws: list[bytes]
-    buf: np.ndarray  # uint8, every span's bytes back to back
-    starts: np.ndarray  # int64 offset of each span in buf
+    """Every span's encoding back to back (one bytes object, not one per span), with offsets."""
+
+    data: bytes
+    buf: np.ndarray  # uint8 view of data
+    starts: np.ndarray  # int64 offset of each span in data
     ends: np.ndarray
 
     @classmethod
     def of(cls, raws: list[bytes]) -> SpanBytes:
-        lengths = np.array(list(map(len, raws)), np.int64)
+        lengths = np.fromiter(map(len, raws), np.int64, len(raws))
         ends = np.cumsum(lengths)
-        return cls(raws, np.frombuffer(b"".join(raws), np.uint8), ends - lengths, ends)
+        data = b"".join(raws)
+        return cls(data, np.frombuffer(data, np.uint8), ends - lengths, ends)
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def raw(self, i: int) -> bytes:
+        return self.data[int(self.starts[i]) : int(self.ends[i])]
+
+    def words(self) -> np.ndarray:
+        """Little-endian uint64 starting at every byte offset (an unaligned, strided view)."""
+        return np.ndarray(shape=(max(len(self.data) - 7, 0),), dtype="<u8", buffer=self.data,
+                          strides=(1,))
 
 
 def trusted_trace_ids(cols: Any, spans: SpanBytes) -> np.ndarray | None:
     """The (n, 16) trace ids when the merged columns line up with the spans, else None."""
-    n = len(spans.raws)
+    n = len(spans)
     if not (len(cols.trace_id) == len(cols.span_id) == len(cols.name)
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
         return None
-    if int((spans.ends - spans.starts).min()) < _HEAD:
+    starts, buf = spans.starts, spans.buf
+    if int((spans.ends - starts).min()) < _HEAD:
         return None
-    heads = sliding_window_view(spans.buf, _HEAD)[spans.starts]  # (n, 28), no index arrays
-    if not (heads[:, _TAGS] == _TAG_BYTES).all():
+    if not all((buf[starts + at] == tag).all() for at, tag in _TAGS):
         return None
-    trace_ids: np.ndarray = heads[:, 2:18]
-    span_ids = heads[:, 20:28]
-    if not (trace_ids.any(axis=1).all() and span_ids.any(axis=1).all()):  # all-zero ids
+    words = spans.words()
+    ids = np.empty((n, 2), "<u8")
+    ids[:, 0], ids[:, 1] = words[starts + 2], words[starts + 10]
+    if not ((ids[:, 0] | ids[:, 1]).all() and words[starts + 20].all()):  # all-zero ids
         return None
     kinds, codes = np.array(cols.kind, np.int64), np.array(cols.status.code, np.int64)
     if (kinds.size and not 0 <= kinds.min() <= kinds.max() <= 5) or (
@@ -63,6 +76,7 @@ def trusted_trace_ids(cols: Any, spans: SpanBytes) -> np.ndarray | None:
         return None
     if not set(map(len, cols.parent_span_id)) <= {8}:
         return None
+    trace_ids: np.ndarray = ids.view(np.uint8)
     return trace_ids
 
 
@@ -73,7 +87,7 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     confirmed by parsing them, and if the confirmed count is not `expected` every
     span is parsed.
     """
-    n = len(spans.raws)
+    n = len(spans)
     error = np.zeros(n, np.bool_)
     if not expected:
         return error
@@ -82,9 +96,9 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     ends -= 6 * has_flags
     tail = (buf[ends - 2] == _ERROR_TAIL[0]) & (buf[ends - 1] == _ERROR_TAIL[1])
     for i in np.flatnonzero(tail).tolist():
-        error[i] = status_code(spans.raws[i]) == _ERROR
+        error[i] = status_code(spans.raw(i)) == _ERROR
     if int(np.count_nonzero(error)) != expected:
-        error = np.fromiter((status_code(r) == _ERROR for r in spans.raws), np.bool_, n)
+        error = np.fromiter((status_code(spans.raw(i)) == _ERROR for i in range(n)), np.bool_, n)
     return error
 
 

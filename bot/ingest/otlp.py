@@ -44,9 +44,11 @@ def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
     scopes, counts, raws = _scopes(raw)
     if not raws:
         return SpanBatch.empty()
-    rows = _columns(cols.resource_spans.scope_spans.spans, scopes, counts, raws)
+    spans = SpanBytes.of(raws)
+    del raws  # one joined buffer is kept, not a bytes object per span
+    rows = _columns(cols.resource_spans.scope_spans.spans, scopes, counts, spans)
     if rows is None:
-        rows = _one_by_one(scopes, counts, raws, rejects)
+        rows = _one_by_one(scopes, counts, spans, rejects)
     return rows.batch(rejects)
 
 
@@ -95,94 +97,107 @@ def _service_name(resource: Any) -> str:
 class _Rows:
     """Decoded spans of one request before the time checks."""
 
-    keys: list[str]
-    trace_ids: list[str]  # hex
+    key_names: list[str]
+    key_codes: np.ndarray  # row -> index in key_names
+    trace_ids: np.ndarray  # (n, 16) uint8
     starts: Any  # sequence of uint64
     ends: Any
     error: np.ndarray
     scopes: list[ScopeInfo]
     scope_of: np.ndarray  # row -> index in scopes
-    raws: list[bytes]
+    spans: SpanBytes
+    span_of: np.ndarray  # row -> index in spans
 
     def batch(self, rejects: RejectCounter) -> SpanBatch:
         start = np.array(self.starts, np.uint64).view(np.int64)  # >= 2**63 reads negative
         duration = np.array(self.ends, np.uint64).view(np.int64) - start
-        keys, trace_ids, raws, error, scope_of = (
-            self.keys, self.trace_ids, self.raws, self.error, self.scope_of)
+        codes, trace_ids, error, scope_of, span_of = (
+            self.key_codes, self.trace_ids, self.error, self.scope_of, self.span_of)
         ok = _check_times(start, duration, rejects)
         if ok is not None:
-            rows = np.flatnonzero(ok).tolist()
-            keys = [keys[i] for i in rows]
-            trace_ids = [trace_ids[i] for i in rows]
-            raws = [raws[i] for i in rows]
-            start, duration, error, scope_of = start[ok], duration[ok], error[ok], scope_of[ok]
-        return SpanBatch(keys=keys, trace_ids=trace_ids, start_ns=start,
-                         duration_ns=duration, error=error,
-                         materialize=_Materializer(self.scopes, scope_of, raws, keys))
+            start, duration, codes, trace_ids = start[ok], duration[ok], codes[ok], trace_ids[ok]
+            error, scope_of, span_of = error[ok], scope_of[ok], span_of[ok]
+        materialize = _Materializer(self.scopes, scope_of, self.spans, span_of, self.key_names,
+                                    codes)
+        return SpanBatch.from_codes(self.key_names, codes, trace_ids, start, duration, error,
+                                    materialize)
 
 
 @dataclass(frozen=True, slots=True)
 class _Materializer:
     scopes: list[ScopeInfo]
     scope_of: np.ndarray
-    raws: list[bytes]
-    keys: list[str]
+    spans: SpanBytes
+    span_of: np.ndarray
+    key_names: list[str]
+    key_codes: np.ndarray
 
     def __call__(self, row: int) -> Span:
         scope = self.scopes[self.scope_of[row]]
-        operation = self.keys[row][len(scope.service) + 1 :]
-        return span_from_pb(self.raws[row], scope, operation)
+        operation = self.key_names[self.key_codes[row]][len(scope.service) + 1 :]
+        return span_from_pb(self.spans.raw(int(self.span_of[row])), scope, operation)
 
 
-def _keys(scopes: list[ScopeInfo], counts: list[int], names: list[str]) -> list[str]:
-    """`bot.spans.span_key` for every row, inlined: this runs per span."""
-    if names and max(map(len, names)) > MAX_NAME_CHARS:
-        names = [n[:MAX_NAME_CHARS] for n in names]
-    keys: list[str] = []
+def _key_codes(scopes: list[ScopeInfo], counts: list[int],
+               names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct `bot.spans.span_key`s in order of first appearance, and each row's index.
+
+    Inlined and per distinct name rather than per row: this runs for every span.
+    """
+    index: dict[str, int] = {}
+    codes: list[int] = []
     first = 0
     for scope, count in zip(scopes, counts, strict=True):
-        prefix = scope.service + ":"
-        keys += [prefix + n for n in names[first : first + count]]
+        rows = names[first : first + count]
         first += count
-    return keys
+        prefix = scope.service + ":"
+        local = dict.fromkeys(rows, 0)
+        for name in local:
+            local[name] = index.setdefault(prefix + name[:MAX_NAME_CHARS], len(index))
+        codes += map(local.__getitem__, rows)
+    return list(index), np.array(codes, np.int64)
 
 
 def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
-             raws: list[bytes]) -> _Rows | None:
+             spans: SpanBytes) -> _Rows | None:
     """The request's rows from its merged columns, or None when they cannot be trusted."""
-    spans = SpanBytes.of(raws)
     trace_ids = trusted_trace_ids(cols, spans)
+    if trace_ids is None:
+        return None
     names = list(cols.name)
-    if trace_ids is None or "" in names:
+    if "" in names:
         return None
     error = error_rows(spans, list(cols.status.code).count(_ERROR))
+    n = len(spans)
     scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
-    hex_ids = trace_ids.tobytes().hex(" ", 16).split()
-    return _Rows(_keys(scopes, counts, names), hex_ids, cols.start_time_unix_nano,
-                 cols.end_time_unix_nano, error, scopes, scope_of, raws)
+    key_names, key_codes = _key_codes(scopes, counts, names)
+    return _Rows(key_names, key_codes, trace_ids, cols.start_time_unix_nano,
+                 cols.end_time_unix_nano, error, scopes, scope_of, spans, np.arange(n))
 
 
-def _one_by_one(scopes: list[ScopeInfo], counts: list[int], raws: list[bytes],
+def _one_by_one(scopes: list[ScopeInfo], counts: list[int], spans: SpanBytes,
                 rejects: RejectCounter) -> _Rows:
     """Span-by-span decoding: slow, exact about every rejection."""
     names, trace_ids, kept, starts, ends, errors, scope_of = [], [], [], [], [], [], []
     scope_by_row = np.repeat(np.arange(len(scopes)), counts).tolist()
-    for raw, scope in zip(raws, scope_by_row, strict=True):
-        c = SpanCols.FromString(raw)
+    for i, scope in enumerate(scope_by_row):
+        c = SpanCols.FromString(spans.raw(i))
         why = _reject_reason(c)
         if why is not None:
             rejects.add(*why)
             continue
         names.append(c.name[-1])
-        trace_ids.append(c.trace_id[-1].hex())
-        kept.append(raw)
+        trace_ids.append(c.trace_id[-1])
+        kept.append(i)
         starts.append(c.start_time_unix_nano[-1] if c.start_time_unix_nano else 0)
         ends.append(c.end_time_unix_nano[-1] if c.end_time_unix_nano else 0)
         errors.append(bool(c.status.code) and c.status.code[-1] == _ERROR)
         scope_of.append(scope)
     rows_per_scope = np.bincount(scope_of, minlength=len(scopes)).tolist()
-    return _Rows(_keys(scopes, rows_per_scope, names), trace_ids, starts, ends,
-                 np.array(errors, np.bool_), scopes, np.array(scope_of, np.int32), kept)
+    key_names, key_codes = _key_codes(scopes, rows_per_scope, names)
+    ids = np.frombuffer(b"".join(trace_ids), np.uint8).reshape(len(trace_ids), 16)
+    return _Rows(key_names, key_codes, ids, starts, ends, np.array(errors, np.bool_), scopes,
+                 np.array(scope_of, np.int32), spans, np.array(kept, np.int64))
 
 
 def _reject_reason(c: Any) -> tuple[RejectReason, str] | None:

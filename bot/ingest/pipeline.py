@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.ingest._deltas import Deltas, Groups
 from bot.ingest._exemplars import ExemplarPicker
 from bot.settings import Settings
 from bot.spans import MAX_DURATION_NS, RejectCounter, RejectReason, SpanBatch
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 HOUR_NS = 3_600_000_000_000
 DAY_NS = 24 * HOUR_NS
 _FUTURE_SLACK_NS = DAY_NS  # spans dated more than a day ahead of the wall clock are clock bugs
+_NOT_SEEN = np.iinfo(np.int64).max
 
 
 @dataclass(slots=True)
@@ -62,11 +64,14 @@ class IngestPipeline:
         self._clock = clock
         self._max_series = max_series
         self._window_days = window_days
-        self._retention_ns = (exemplar_retention_days * DAY_NS, anomaly_exemplar_retention_days * DAY_NS)
+        self._retention_ns = (exemplar_retention_days * DAY_NS,
+                              anomaly_exemplar_retention_days * DAY_NS)
         self._key_index: dict[str, int] = {}
         self._key_names: list[str] = []
-        self._pending: dict[tuple[int, int], LatencyAggregate] = {}  # (key idx, hour) -> delta
-        self._seen: dict[int, list[int]] = {}  # key idx -> [first start, last start]
+        self._deltas = Deltas()  # (key idx, hour) -> pending aggregate
+        # first and last span start of every key since the last flush (_NOT_SEEN: none)
+        self._seen_lo = np.full(64, _NOT_SEEN)
+        self._seen_hi = np.full(64, -_NOT_SEEN)
         self._rejects_flushed: dict[str, int] = {}
         self._exemplars = ExemplarPicker(store, exemplars_per_key_hour, trace_buffer_spans)
         self._lock = asyncio.Lock()
@@ -81,41 +86,47 @@ class IngestPipeline:
         if len(batch) == 0:
             return
         ok = self._valid_rows(batch)
-        key_idx = self._key_indices(batch.keys)
+        names, codes = batch.key_codes()
+        key_idx = self._key_lookup(names, codes)[codes]
         ok &= key_idx >= 0
-        if not ok.all():
-            rows = np.flatnonzero(ok)
-            key_idx = key_idx[rows]
-        else:
-            rows = None
-        starts = batch.start_ns if rows is None else batch.start_ns[rows]
+        rows = None if ok.all() else np.flatnonzero(ok)
+        starts, durs, errs = batch.start_ns, batch.duration_ns, batch.error
+        if rows is not None:
+            key_idx, starts, durs, errs = key_idx[rows], starts[rows], durs[rows], errs[rows]
         if starts.size == 0:
             return
-        durs = batch.duration_ns if rows is None else batch.duration_ns[rows]
-        errs = batch.error if rows is None else batch.error[rows]
-        hours = starts // HOUR_NS
+        groups = Groups.of(key_idx, starts // HOUR_NS)
         async with self._lock:
             self._exemplars.remember(batch)
-            for g in _groups(key_idx, hours):
-                k, h = int(key_idx[g[0]]), int(hours[g[0]])
-                self._fold(k, h, durs[g], errs[g], starts[g])
-                src = g if rows is None else rows[g]
-                await self._exemplars.consider(self._key_names[k], h * HOUR_NS, src, batch)
+            self._deltas.add(groups, durs, errs)
+            self._see(groups, starts)
+            names_of = self._key_names
+            await self._exemplars.consider_groups(
+                [names_of[k] for k in groups.keys.tolist()], (groups.hours * HOUR_NS).tolist(),
+                groups, durs, rows, batch)
             self.stats.spans_ingested += int(starts.size)
             self.stats.batches += 1
             self.stats.latest_span_ns = max(self.stats.latest_span_ns, int(starts.max()))
 
-    def _fold(self, k: int, hour: int, durs: np.ndarray, errs: np.ndarray, starts: np.ndarray) -> None:
-        agg = self._pending.get((k, hour))
-        if agg is None:
-            agg = self._pending[(k, hour)] = LatencyAggregate()
-        agg.add(durs / 1e6, errors=int(np.count_nonzero(errs)))
-        lo, hi = int(starts.min()), int(starts.max())
-        seen = self._seen.get(k)
-        if seen is None:
-            self._seen[k] = [lo, hi]
-        else:
-            seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
+    def _see(self, groups: Groups, starts: np.ndarray) -> None:
+        """Widen the first/last start of every key in the batch."""
+        if self._seen_lo.size < len(self._key_names):
+            self._grow_seen(len(self._key_names))
+        ordered = starts[groups.order]
+        np.minimum.at(self._seen_lo, groups.keys, groups.reduce(np.minimum, ordered))
+        np.maximum.at(self._seen_hi, groups.keys, groups.reduce(np.maximum, ordered))
+
+    def _grow_seen(self, need: int) -> None:
+        size = max(need, 2 * self._seen_lo.size, 64)
+        lo, hi = np.full(size, _NOT_SEEN), np.full(size, -_NOT_SEEN)
+        lo[: self._seen_lo.size], hi[: self._seen_hi.size] = self._seen_lo, self._seen_hi
+        self._seen_lo, self._seen_hi = lo, hi
+
+    def _take_seen(self) -> dict[int, list[int]]:
+        touched = np.flatnonzero(self._seen_lo != _NOT_SEEN).tolist()
+        seen = {k: [int(self._seen_lo[k]), int(self._seen_hi[k])] for k in touched}
+        self._seen_lo[touched], self._seen_hi[touched] = _NOT_SEEN, -_NOT_SEEN
+        return seen
 
     def _valid_rows(self, batch: SpanBatch) -> np.ndarray:
         """Last line of defence; decoders should already have rejected these."""
@@ -134,42 +145,54 @@ class IngestPipeline:
                 ok &= ~bad
         return ok
 
-    def _key_indices(self, keys: list[str]) -> np.ndarray:
-        index = self._key_index
-        get = index.get
-        out = np.fromiter((get(k, -1) for k in keys), np.int64, len(keys))
-        missing = np.flatnonzero(out < 0)
-        for i in missing:
-            key = keys[i]
-            idx = index.get(key)
+    def _key_lookup(self, names: list[str], codes: np.ndarray) -> np.ndarray:
+        """Key index of each distinct batch key, -1 beyond the series cap (counted per row).
+
+        New keys are numbered in the order their first row comes, as a row-by-row loop would.
+        """
+        get = self._key_index.get
+        lut = np.fromiter((get(k, -1) for k in names), np.int64, len(names))
+        if lut.min(initial=0) >= 0:
+            return lut
+        distinct, first, counts = np.unique(codes, return_index=True, return_counts=True)
+        over: list[tuple[int, int]] = []  # (last row, code) of keys beyond the cap
+        for j in np.argsort(first, kind="stable").tolist():
+            code = int(distinct[j])
+            if lut[code] >= 0:
+                continue
+            key = names[code]
+            idx = self._key_index.get(key)
+            if idx is None and len(self._key_names) >= self._max_series:
+                over.append((int(np.flatnonzero(codes == code)[-1]), code))
+                continue
             if idx is None:
-                if len(self._key_names) >= self._max_series:
-                    self.rejects.add(RejectReason.SERIES_LIMIT, f"{key} (limit {self._max_series})")
-                    continue
-                idx = index[key] = len(self._key_names)
+                idx = self._key_index[key] = len(self._key_names)
                 self._key_names.append(key)
-            out[i] = idx
-        return out
+            lut[code] = idx
+        for _, code in sorted(over):  # the last detail names the last row's key
+            n = int(counts[np.searchsorted(distinct, code)])
+            self.rejects.add(RejectReason.SERIES_LIMIT,
+                             f"{names[code]} (limit {self._max_series})", n)
+        return lut
 
     async def flush(self) -> None:
         """Merge pending deltas into the store. On failure the deltas are kept for the next try."""
         async with self._lock:
-            pending, self._pending = self._pending, {}
-            seen, self._seen = self._seen, {}
+            pending = self._deltas.take()
+            seen = self._take_seen()
         try:
             await self._write(pending, seen)
         except BaseException:
             async with self._lock:
-                for (k, h), agg in pending.items():
-                    cur = self._pending.get((k, h))
-                    self._pending[(k, h)] = agg if cur is None else agg.merge(cur)
+                self._deltas.merge(pending)
                 for k, (lo, hi) in seen.items():
-                    cur_seen = self._seen.setdefault(k, [lo, hi])
-                    cur_seen[0], cur_seen[1] = min(cur_seen[0], lo), max(cur_seen[1], hi)
+                    self._seen_lo[k] = min(int(self._seen_lo[k]), lo)
+                    self._seen_hi[k] = max(int(self._seen_hi[k]), hi)
             raise
         self.stats.flushes += 1
 
-    async def _write(self, pending: dict[tuple[int, int], LatencyAggregate], seen: dict[int, list[int]]) -> None:
+    async def _write(self, pending: dict[tuple[int, int], LatencyAggregate],
+                     seen: dict[int, list[int]]) -> None:
         names = self._key_names
         touched = {names[k]: (lo, hi) for k, (lo, hi) in seen.items()}
         ids = await self.store.touch_series(touched, "span") if touched else {}
@@ -207,19 +230,9 @@ class IngestPipeline:
                 try:
                     await self.flush()
                 except Exception:
-                    log.exception("flush failed; keeping %d pending aggregates", len(self._pending))
+                    log.exception("flush failed; keeping %d pending aggregates", len(self._deltas))
         finally:
             await self.flush()
-
-
-def _groups(key_idx: np.ndarray, hours: np.ndarray) -> list[np.ndarray]:
-    """Row indices grouped by (key, hour)."""
-    code = key_idx * (1 << 24) + (hours - hours.min())
-    order = np.argsort(code, kind="stable")
-    sc = code[order]
-    cuts = np.flatnonzero(sc[1:] != sc[:-1]) + 1
-    return np.split(order, cuts)
-
 
 
 def pipeline_for(settings: Settings, store: Store, rejects: RejectCounter) -> IngestPipeline:
