@@ -20,13 +20,19 @@ import numpy.typing as npt
 
 __all__ = [
     "NoveltyConfig",
+    "hold_records",
     "keep_records",
+    "mean_in_time",
     "novelty",
+    "novelty_in_time",
     "novelty_scores",
+    "range_max",
     "rolling_max",
     "rolling_mean",
     "rolling_std",
     "seasonal_residual",
+    "series_clock",
+    "std_in_time",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,29 +43,31 @@ DAY_NS = 86_400 * 10**9
 
 @dataclass(frozen=True, slots=True)
 class NoveltyConfig:
-    """Windows are in samples (rows), so a series keeps its meaning whatever its step.
+    """Windows and holds are durations (seconds), so an hourly series looks back as far in
+    time as a five-minute one; rows are found by their timestamps, so gaps count as time.
 
-    Defaults were tuned on the NAB corpus (5-minute series: 8000 rows ~ 28 days).
+    Defaults were tuned on the NAB corpus; they equal the earlier row counts at NAB's
+    5-minute step (history 8000 rows = 40,000 min ~ 27.8 days, hold 600 rows = 50 h).
     """
 
-    history: int = 8000  # the value is compared with the range of this many previous rows
-    warmup: int = 300  # rows before anything scores: the range needs some history first
+    history_s: float = 8000 * 300.0  # the value is compared with the range of this past
+    warmup_s: float = 300 * 300.0  # nothing scores before this much series: 25 h
     seasonal_period_ns: int = DAY_NS  # residual = value - value one period earlier
-    seasonal_smooth: int = 24  # rows averaged before the residual is compared
-    seasonal_history: int = 1500
+    seasonal_smooth_s: float = 24 * 300.0  # residual averaged over this span (2 h) first
+    seasonal_history_s: float = 1500 * 300.0
     seasonal_weight: float = 0.3  # residual and spread novelty count less than the level's
-    spread_window: int = 96  # rows in the local standard deviation
-    spread_history: int = 3000
+    spread_window_s: float = 96 * 300.0  # span of the local standard deviation (8 h)
+    spread_history_s: float = 3000 * 300.0
     spread_weight: float = 0.3
-    hold: int = 600  # after a score, the next one must beat everything of the last `hold` rows
+    hold_s: float = 600 * 300.0  # after a score, the next one must beat everything this far back
 
     def __post_init__(self) -> None:
-        for name in ("history", "seasonal_smooth", "seasonal_history", "spread_window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"NoveltyConfig.{name} must be >= 1")
-        for name in ("warmup", "hold"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"NoveltyConfig.{name} must be >= 0")
+        for name in ("history_s", "seasonal_smooth_s", "seasonal_history_s", "spread_window_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"NoveltyConfig.{name} must be > 0 seconds")
+        for name in ("warmup_s", "hold_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"NoveltyConfig.{name} must be >= 0 seconds")
         if self.seasonal_period_ns <= 0:
             raise ValueError("NoveltyConfig.seasonal_period_ns must be > 0")
         for name in ("seasonal_weight", "spread_weight"):
@@ -122,14 +130,85 @@ def novelty(x: npt.ArrayLike, history: int, warmup: int) -> FloatArray:
     (1e-3 of its level, at least 1e-9) so a step off a flatline still scores high.
     """
     a = np.asarray(x, dtype=np.float64)
-    hi = _past_max(a, history)
-    lo = -_past_max(-a, history)
+    e = _excess(a, _past_max(a, history), -_past_max(-a, history))
+    e[: max(warmup, 1)] = 0.0
+    return e
+
+
+def _excess(a: FloatArray, hi: FloatArray, lo: FloatArray) -> FloatArray:
+    """The squashed excess of `novelty` given each row's past maximum and minimum."""
     span = np.maximum(hi - lo, 1e-9 + 1e-3 * np.abs(hi))
     with np.errstate(invalid="ignore"):
         e = np.maximum(np.maximum(a - hi, lo - a), 0.0) / span
     e = np.where(np.isfinite(e), e, 0.0)
-    e[: max(warmup, 1)] = 0.0
     return np.asarray(e / (1.0 + e), dtype=np.float64)
+
+
+# ---- windows in time ----------------------------------------------------------------------
+
+
+def series_clock(timestamps_ns: npt.ArrayLike) -> IntArray:
+    """The running maximum of the timestamps: a step back (NAB's DST hour) cannot reach
+    into the future, and windows found on it by binary search stay causal."""
+    ts = np.asarray(timestamps_ns, dtype=np.int64)
+    return np.maximum.accumulate(ts) if ts.size else ts
+
+
+def range_max(x: FloatArray, lo: IntArray, hi: IntArray) -> FloatArray:
+    """max(x[lo[t]:hi[t]]) for every t (half-open; -inf where empty), by a sparse table."""
+    out = np.full(lo.size, -np.inf)
+    length = hi - lo
+    some = np.flatnonzero(length > 0)
+    if some.size == 0:
+        return out
+    level = np.frexp(length[some].astype(np.float64))[1] - 1  # floor(log2(length)), exact
+    table = [x]
+    for k in range(1, int(level.max()) + 1):
+        prev, half = table[-1], 1 << (k - 1)
+        table.append(np.maximum(prev[:-half], prev[half:]))
+    for k in np.unique(level).tolist():
+        rows = some[level == k]
+        t = table[k]
+        out[rows] = np.maximum(t[lo[rows]], t[hi[rows] - (1 << k)])
+    return out
+
+
+def novelty_in_time(x: FloatArray, clock: IntArray, history_ns: int) -> FloatArray:
+    """`novelty` against the rows of the past `history_ns` (clock[t] - history <= clock < t's
+    row), without warm-up: a row with no past scores 0."""
+    first = np.searchsorted(clock, clock - history_ns, side="left")
+    rows = np.arange(x.size)
+    return _excess(x, range_max(x, first, rows), -range_max(-x, first, rows))
+
+
+def mean_in_time(x: FloatArray, clock: IntArray, span_ns: int) -> FloatArray:
+    """mean of the rows in (clock[t] - span, clock[t]] up to row t."""
+    if x.size == 0:
+        return np.zeros(0)
+    first = np.searchsorted(clock, clock - span_ns, side="right")
+    rows = np.arange(x.size)
+    first = np.minimum(first, rows)  # a repeated timestamp still averages row t itself
+    c = np.concatenate(([0.0], np.cumsum(x - x[0])))  # shifted sums keep precision
+    return np.asarray(x[0] + (c[rows + 1] - c[first]) / (rows + 1 - first), dtype=np.float64)
+
+
+def std_in_time(x: FloatArray, clock: IntArray, span_ns: int) -> FloatArray:
+    """Population std of the rows `mean_in_time` averages."""
+    if x.size == 0:
+        return np.zeros(0)
+    d = x - x[0]
+    mean = mean_in_time(d, clock, span_ns)
+    mean_sq = mean_in_time(d * d, clock, span_ns)
+    return np.asarray(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)), dtype=np.float64)
+
+
+def hold_records(scores: FloatArray, clock: IntArray, hold_ns: int) -> FloatArray:
+    """`keep_records` with the hold in time: scores[t] where it beats every score of the
+    rows in [clock[t] - hold, t), else 0."""
+    if hold_ns == 0:
+        return scores.copy()
+    first = np.searchsorted(clock, clock - hold_ns, side="left")
+    return np.where(scores > range_max(scores, first, np.arange(scores.size)), scores, 0.0)
 
 
 def seasonal_residual(
@@ -168,22 +247,36 @@ def novelty_scores(
 ) -> FloatArray:
     """One anomaly score in [0, 1) per row: level, seasonal-residual and spread novelty, held.
 
-    Causal (row t reads rows <= t). Values must be finite.
+    Causal (row t reads rows <= t). Values must be finite. Every window is a span of
+    time on the series' clock (see `NoveltyConfig`).
     """
     cfg = NoveltyConfig() if config is None else config
     x = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError("novelty_scores needs finite values; drop or fill NaN/inf samples first")
-    level = novelty(x, cfg.history, cfg.warmup)
+    clock = series_clock(timestamps_ns)
+    if x.size != clock.size:
+        raise ValueError(f"novelty_scores: {clock.size} timestamps for {x.size} values")
+    if x.size == 0:
+        return np.zeros(0)
+    ns = _ns
+    elapsed = clock - clock[0]
+    level = novelty_in_time(x, clock, ns(cfg.history_s))
+    level[elapsed < ns(cfg.warmup_s)] = 0.0
     residual, has_lag = seasonal_residual(timestamps_ns, x, cfg.seasonal_period_ns)
-    first_lag = int(np.argmax(has_lag)) if has_lag.any() else x.size
-    smoothed = rolling_mean(residual, cfg.seasonal_smooth)
-    seasonal = novelty(smoothed, cfg.seasonal_history, cfg.warmup)
+    smoothed = mean_in_time(residual, clock, ns(cfg.seasonal_smooth_s))
+    seasonal = novelty_in_time(smoothed, clock, ns(cfg.seasonal_history_s))
     # the residual's own warm-up starts once a full smoothing of real residuals exists
-    seasonal[: first_lag + cfg.seasonal_smooth + cfg.warmup] = 0.0
-    spread = novelty(rolling_std(x, cfg.spread_window), cfg.spread_history, cfg.warmup)
-    spread[: cfg.spread_window + cfg.warmup] = 0.0
+    lag_from = clock[int(np.argmax(has_lag))] if has_lag.any() else np.iinfo(np.int64).max // 2
+    seasonal[clock < lag_from + ns(cfg.seasonal_smooth_s) + ns(cfg.warmup_s)] = 0.0
+    spread = novelty_in_time(std_in_time(x, clock, ns(cfg.spread_window_s)), clock,
+                             ns(cfg.spread_history_s))
+    spread[elapsed < ns(cfg.spread_window_s) + ns(cfg.warmup_s)] = 0.0
     combined = np.maximum(
         level, np.maximum(cfg.seasonal_weight * seasonal, cfg.spread_weight * spread)
     )
-    return keep_records(combined, cfg.hold)
+    return hold_records(combined, clock, ns(cfg.hold_s))
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)

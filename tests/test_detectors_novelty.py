@@ -8,13 +8,19 @@ import pytest
 from detectors.novelty import (
     DAY_NS,
     NoveltyConfig,
+    hold_records,
     keep_records,
+    mean_in_time,
     novelty,
+    novelty_in_time,
     novelty_scores,
+    range_max,
     rolling_max,
     rolling_mean,
     rolling_std,
     seasonal_residual,
+    series_clock,
+    std_in_time,
 )
 
 FIVE_MIN_NS = 300 * 10**9
@@ -108,7 +114,54 @@ def test_novelty_scores_refuse_non_finite_values_and_bad_config() -> None:
     values[7] = np.nan
     with pytest.raises(ValueError, match="finite"):
         novelty_scores(ts, values)
-    with pytest.raises(ValueError, match="history"):
-        NoveltyConfig(history=0)
+    with pytest.raises(ValueError, match="history_s"):
+        NoveltyConfig(history_s=0)
+    with pytest.raises(ValueError, match="hold_s"):
+        NoveltyConfig(hold_s=-1.0)
     with pytest.raises(ValueError, match="seasonal_weight"):
         NoveltyConfig(seasonal_weight=2.0)
+
+
+# ---- windows in time -------------------------------------------------------------------------
+
+
+def test_range_max_matches_brute_force_over_arbitrary_ranges() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1, 700)
+    lo = rng.integers(0, 700, 2000)
+    hi = np.minimum(lo + rng.integers(0, 400, 2000), 700)
+    got = range_max(x, lo, hi)
+    for a, b, m in zip(lo, hi, got, strict=True):
+        assert m == (x[a:b].max() if b > a else -np.inf)
+
+
+def test_time_windows_equal_row_windows_on_a_regular_grid() -> None:
+    ts, x = _daily(2500, seed=4)
+    clock = series_clock(ts)
+    for rows in (1, 24, 96, 1000):
+        span = rows * FIVE_MIN_NS
+        np.testing.assert_allclose(mean_in_time(x, clock, span), rolling_mean(x, rows), rtol=1e-12)
+        np.testing.assert_allclose(std_in_time(x, clock, span), rolling_std(x, rows), rtol=1e-9)
+        want = novelty(x, rows, 0)
+        got = novelty_in_time(x, clock, span)
+        np.testing.assert_array_equal(got[1:], want[1:])
+        s = np.random.default_rng(rows).random(x.size)
+        np.testing.assert_array_equal(hold_records(s, clock, span), keep_records(s, rows))
+
+
+def test_windows_are_time_so_a_gap_counts_and_an_hourly_series_matches_a_five_minute_one() -> None:
+    ts, x = _daily(600, seed=5)
+    gap = ts.copy()
+    gap[300:] += 2 * DAY_NS  # two days without data: the 1-day window after it holds one row
+    m = mean_in_time(x, series_clock(gap), DAY_NS)
+    assert m[300] == pytest.approx(x[300]) and m[301] == pytest.approx(x[300:302].mean())
+    hourly_ts = T0_NS + np.arange(500, dtype=np.int64) * 12 * FIVE_MIN_NS
+    hourly = np.random.default_rng(6).normal(10, 1, 500)
+    hourly[400] = 30.0
+    fine_ts = T0_NS + np.arange(500 * 12, dtype=np.int64) * FIVE_MIN_NS
+    fine = np.repeat(hourly, 12)  # the same signal sampled every five minutes
+    cfg = NoveltyConfig(seasonal_weight=0.0, spread_weight=0.0, hold_s=3 * 86400.0)
+    coarse_scores = novelty_scores(hourly_ts, hourly, cfg)
+    fine_scores = novelty_scores(fine_ts, fine, cfg)
+    np.testing.assert_allclose(fine_scores[::12], coarse_scores, atol=1e-12)
+    assert int(np.argmax(coarse_scores)) == 400

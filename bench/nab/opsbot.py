@@ -100,16 +100,16 @@ def _nab_novelty() -> Any:
     # The defaults are the NAB-tuned values; named here so a change of product defaults
     # does not silently change what the benchmark measures.
     return NoveltyConfig(
-        history=8000,
-        warmup=300,
+        history_s=8000 * 300.0,
+        warmup_s=300 * 300.0,
         seasonal_period_ns=86_400 * 10**9,
-        seasonal_smooth=24,
-        seasonal_history=1500,
+        seasonal_smooth_s=24 * 300.0,
+        seasonal_history_s=1500 * 300.0,
         seasonal_weight=0.3,
-        spread_window=96,
-        spread_history=3000,
+        spread_window_s=96 * 300.0,
+        spread_history_s=3000 * 300.0,
         spread_weight=0.3,
-        hold=600,
+        hold_s=600 * 300.0,
     )
 
 
