@@ -171,7 +171,7 @@ class Nodes:
                 [HumanMessage(prompt)], max_tokens=self.deps.max_tokens, temperature=0.0,
                 **_queue_kwargs(self.deps.model, config)), self.deps.model_timeout_s)
         except Exception as exc:  # noqa: BLE001 - any model failure falls back to the analyst
-            log.warning("model failed: %s", exc)
+            log.warning("model failed: %s: %s", type(exc).__name__, exc)
             return {"outcome": "fallback_model_error", "steps": steps,
                     "violation": f"{type(exc).__name__}: {exc}"[:200],
                     "violation_reason": f"{type(exc).__name__}"}

@@ -54,7 +54,8 @@ def training_tools() -> dict[str, dict[str, Any]]:
 
 def make_graph(model: Any = None, recorded: dict[str, dict[str, Any]] | None = None,
                log: list[dict[str, Any]] | None = None, saver: Any = None,
-               keys: list[str] | None = None) -> Any:
+               keys: list[str] | None = None, model_timeout_s: float = 5.0,
+               max_tokens: int = 384) -> Any:
     tools = replay_tools(training_tools() if recorded is None else recorded,
                          log if log is not None else [])
 
@@ -66,4 +67,5 @@ def make_graph(model: Any = None, recorded: dict[str, dict[str, Any]] | None = N
                            is_admin=bool(ask.get("is_admin")))
 
     return build_graph(AgentDeps(tools=tools, context=context, known_keys=known, model=model,
-                                 model_timeout_s=5.0), saver)
+                                 model_timeout_s=model_timeout_s, max_tokens=max_tokens),
+                       saver)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
+from agent.backends._cpu_probe import extra_buffers_usable
 from agent.backends._messages import to_openai, usage
 from agent.backends.queue import ModelQueue, OnWait
 
@@ -55,11 +57,14 @@ class LlamaRunner:
         import os
 
         threads = n_threads or os.cpu_count() or 1
+        self.extra_buffers = extra_buffers_usable(path)
         started = time.perf_counter()
         try:
-            self.llm = Llama(model_path=str(path), lora_path=str(lora_path) if lora_path else None,
-                             n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                             n_batch=min(n_batch, n_ctx), rope_freq_base=0.0, verbose=False)
+            with _model_params(self.extra_buffers):
+                self.llm = Llama(model_path=str(path),
+                                 lora_path=str(lora_path) if lora_path else None,
+                                 n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                 n_batch=min(n_batch, n_ctx), rope_freq_base=0.0, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {path}: {exc}") from exc
         self.load_s = time.perf_counter() - started
@@ -83,6 +88,27 @@ class LlamaRunner:
 
     def stream(self, messages: list[dict[str, str]], **params: Any) -> Iterator[dict[str, Any]]:
         return self.llm.create_chat_completion(messages=messages, stream=True, **params)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _model_params(extra_buffers: bool) -> Iterator[None]:
+    """Llama() takes no `use_extra_bufts`; set it on the default params while it loads.
+    Loads happen under _RUNNERS_LOCK, so no other load sees the patched defaults."""
+    import llama_cpp.llama as llama_module
+
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = extra_buffers
+        return p
+
+    if not extra_buffers:
+        llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
 
 
 def runner_for(path: Path, lora_path: Path | None = None, n_ctx: int = 4096,
