@@ -15,7 +15,7 @@ __all__ = ["PromptError", "render", "template_names"]
 _SUFFIXES = (".txt", ".md")
 
 
-class PromptError(KeyError):
+class PromptError(LookupError):
     """A template is missing or a variable it needs was not given."""
 
 
@@ -38,8 +38,9 @@ def template_names() -> list[str]:
 
 def render(name: str, **variables: object) -> str:
     """The template `name` with `variables` substituted; trailing whitespace trimmed."""
+    template = _load(name)
     try:
-        text = _load(name).substitute({k: str(v) for k, v in variables.items()})
+        text = template.substitute({k: str(v) for k, v in variables.items()})
     except KeyError as exc:
         raise PromptError(f"prompt '{name}' needs variable {exc.args[0]!r}") from None
     return text.strip() + "\n"
