@@ -17,6 +17,7 @@ clock. Scored against the simulator's GroundTruth:
   root-cause service.
 The ingest pipeline (aggregates, exemplars) is left out: the engine keeps its
 own rolling baselines, so the figures are the detector's, not the store's speed.
+The simulator's resource metrics (CPU, memory, request rate) are scored too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bot.detection.engine import DetectionEngine
 from bot.detection.events import EngineEvent
 from bot.settings import Settings
 from bot.simulator import DAY_NS, HOUR_NS, MINUTE_NS, GroundTruth, Simulator, schedule_incidents
+from bot.simulator.metrics import CPU_PERCENT, MEMORY_MB, REQUEST_RATE
 from bot.store import SqliteStore
 from bot.store.records import AnomalyRecord, IncidentRecord
 
@@ -46,6 +48,10 @@ T0 = 19_723 * DAY_NS  # Monday 2024-01-01 00:00 UTC
 WARMUP_DAYS = 2  # the global baseline needs a day; incidents start after two
 MATCH_SLACK_NS = 5 * MINUTE_NS
 CLEAN_MARGIN_NS = 60 * MINUTE_NS  # after an incident ends, effects (recovery) may linger
+# Service metrics scored besides the spans: resources only. The simulator's error-rate and
+# p99 metrics are read from the same spans the engine scores per key and window, so they
+# would only repeat those alerts with a noisier, per-minute estimate.
+RESOURCE_METRICS = frozenset({CPU_PERCENT, MEMORY_MB, REQUEST_RATE})
 
 
 @dataclass(slots=True)
@@ -85,7 +91,7 @@ async def run_seed(
         for batch, samples in sim.batches(T0, horizon, step_ns=HOUR_NS):
             engine.feed(batch)
             if metrics:
-                engine.feed_metrics(samples)
+                engine.feed_metrics([s for s in samples if s.name in RESOURCE_METRICS])
             await engine.advance()
         await engine.advance(T0 + horizon + HOUR_NS)  # close the last windows; quiet ones resolve
         anomalies = await store.list_anomalies()

@@ -19,11 +19,20 @@ from rich.progress import Progress
 from bot.detection.events import EngineEvent
 from bot.server import Service, describe_event, serve
 from bot.settings import Settings
-from bot.simulator import MINUTE_NS, Simulator, TrafficModel, otlp_request
+from bot.simulator import (
+    MINUTE_NS,
+    SCENARIOS,
+    Simulator,
+    TrafficModel,
+    make_incident,
+    otlp_request,
+)
 
 __all__ = ["run_demo"]
 
 DAY_NS = 86_400 * 10**9
+LIVE_INCIDENTS_AFTER_NS = 5 * MINUTE_NS  # simulated time: 5 s into the live part by default
+LIVE_INCIDENT_EVERY_NS = 40 * MINUTE_NS  # longer than every family's default length
 
 
 async def run_demo(
@@ -32,10 +41,17 @@ async def run_demo(
     duration_s: float | None = None,
     seconds_per_minute: float = 1.0,
 ) -> dict[str, int]:
-    """Replay history, then stream live minutes over OTLP until `duration_s` (or Ctrl-C)."""
-    sim = Simulator(settings.simulator_seed,
-                    traffic=TrafficModel(sampled_per_minute=settings.simulator_requests_per_minute))
+    """Replay history, then stream live minutes over OTLP until `duration_s` (or Ctrl-C).
+
+    The live part carries injected incidents (every family in turn, the first a few
+    simulated minutes in), so the detection engine has something to announce.
+    """
     now = time.time_ns() // MINUTE_NS * MINUTE_NS
+    families = sorted(SCENARIOS, key=lambda s: SCENARIOS[s].persistent)  # the lasting one last
+    incidents = [make_incident(s, now + LIVE_INCIDENTS_AFTER_NS + i * LIVE_INCIDENT_EVERY_NS)
+                 for i, s in enumerate(families)]
+    sim = Simulator(settings.simulator_seed, incidents=incidents,
+                    traffic=TrafficModel(sampled_per_minute=settings.simulator_requests_per_minute))
     history_start = now - settings.simulator_history_days * DAY_NS
     async with Service.running(settings) as service:
         service.engine.subscribe(_printer(console))

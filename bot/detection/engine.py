@@ -299,7 +299,8 @@ class DetectionEngine:
                         self.key_names[k], cfg.lifecycle, cfg.scoring.window_s)
                 ex = [trace[i] for i in step.exemplar_rows[r]]
                 detail = {"signal": step.signal[r], "observed": float(step.observed[r]),
-                          "expected": float(step.expected[r]), "baseline": table_row(table, k)}
+                          "expected": float(step.expected[r]),
+                          "baseline": self._snapshot(k, step.signal[r], step.expected[r])}
                 events += [(ev, detail) for ev in tracker.observe(t, bad, decision, ex)]
             score = float(w.score[r])
             ls = self.shifts.get(k)
@@ -314,6 +315,21 @@ class DetectionEngine:
                 self.rolling.reanchor(k, shift.anchor_ns)
                 shifted[k] = t + self.window_ns
         return events, shifted
+
+    def _snapshot(self, k: int, signal: str, expected: float) -> dict[str, Any]:
+        """The baseline behind a window, for the message: bucket, quantiles, unit."""
+        cached = self.rolling.keys[k].cache
+        if cached is None:
+            return {}
+        b = cached[1]
+        snap: dict[str, Any] = {"bucket": b.bucket_type.value, "bucket_id": b.bucket_id,
+                                "p50": b.p50, "p90": b.p90, "p95": b.p95, "p99": b.p99,
+                                "expected": b.expected, "count": b.count, "unit": "ms"}
+        if signal == "errors":  # observed is an error ratio: compare it with the baseline's
+            rate = float(expected)
+            snap = {"bucket": "global", "p50": rate, "p99": rate, "expected": rate,
+                    "unit": "error ratio", "latency_p50_ms": b.p50, "count": b.count}
+        return snap
 
     def _record_scores(self, hour_ns: int, step: WindowStep) -> None:
         from bot.detection.score_hist import score_histogram
@@ -385,8 +401,6 @@ _GRAPH_SCAN_ROWS = 20_000
 _GRAPH_SUFFIXES = frozenset(f"{i:02x}" for i in range(0, 256, 16))
 
 
-def table_row(table: BaselineTable, k: int) -> dict[str, float]:
-    return {"p50_ms": float(table.p50[k]), "p90_ms": float(table.p90[k])}
 
 
 def pending_blob(engine: DetectionEngine) -> bytes | None:
