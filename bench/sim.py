@@ -41,6 +41,7 @@ from bot.simulator import DAY_NS, HOUR_NS, MINUTE_NS, GroundTruth, Simulator, sc
 from bot.simulator.metrics import CPU_PERCENT, MEMORY_MB, REQUEST_RATE
 from bot.store import SqliteStore
 from bot.store.records import AnomalyRecord, IncidentRecord
+from detectors.config import DetectorConfig
 
 __all__ = ["SeedResult", "cli", "run_seed", "summarize"]
 
@@ -69,7 +70,8 @@ class SeedResult:
 
 
 async def run_seed(
-    seed: int, weeks: float, db: Path, count: int | None = None, metrics: bool = True
+    seed: int, weeks: float, db: Path, count: int | None = None, metrics: bool = True,
+    config: DetectorConfig | None = None,
 ) -> SeedResult:
     """Simulate, detect, and score one seed (count: incidents, default one per family)."""
     days = weeks * 7
@@ -85,7 +87,7 @@ async def run_seed(
 
     began = time.perf_counter()
     async with SqliteStore(db) as store:
-        engine = DetectionEngine(store)
+        engine = DetectionEngine(store, config)
         engine.subscribe(on_event)
         await engine.start()
         for batch, samples in sim.batches(T0, horizon, step_ns=HOUR_NS):
