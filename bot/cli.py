@@ -106,12 +106,13 @@ def _format_summary(s: dict[str, object]) -> str:
 def run(config: ConfigOpt = None) -> None:
     """Run the service: OTLP receiver, trace polling, detector loop and Slack bot."""
     from bot.server import run_service
+    from bot.slack.app import SlackConfigError
 
     settings = _settings(config)
     _logging(settings.log_level)
     try:
         _run(run_service(settings, err))
-    except OSError as exc:
+    except (OSError, SlackConfigError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
 
@@ -132,11 +133,12 @@ def demo(
 ) -> None:
     """Embedded defaults: simulator history + live OTLP traffic into the receiver and store."""
     from bot.demo import run_demo
+    from bot.slack.app import SlackConfigError
 
     settings = _settings(config)
     try:
         summary = _run(run_demo(settings, err, duration, seconds_per_minute))
-    except OSError as exc:
+    except (OSError, SlackConfigError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     out.print_json(json.dumps(summary))

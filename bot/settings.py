@@ -81,8 +81,20 @@ class Settings(BaseSettings):
     slack_channel: str = "#opsbot-alerts"
     slack_api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL")
     slack_admins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="comma-separated user ids allowed to recalc/mute"
+        default_factory=list,
+        description="comma-separated user ids (U...) or user group ids (S...) allowed to recalc/mute",
     )
+    slack_false_positive_reactions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["-1", "x", "no_entry_sign"],
+        description="reactions that mark an alert a false positive (comma-separated)",
+    )
+    slack_confirmed_reactions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["+1", "white_check_mark", "fire"],
+        description="reactions that confirm an alert (comma-separated)",
+    )
+    slack_alert_rate_cap: int = Field(
+        10, ge=1, description="new alert posts per channel per window; beyond it, one digest")
+    slack_alert_rate_window_s: float = Field(300.0, gt=0, description="window of the rate cap")
 
     # -- model --
     model_backend: Literal["auto", "none", "llamacpp", "openai"] = "auto"
@@ -95,10 +107,18 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     model_timeout_s: float = Field(60.0, gt=0)
 
-    @field_validator("slack_admins", mode="before")
+    @field_validator("slack_admins", "slack_false_positive_reactions",
+                     "slack_confirmed_reactions", mode="before")
     @classmethod
     def _split_admins(cls, v: Any) -> Any:
         return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
+
+    @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret",
+                     "openai_api_key", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, v: Any) -> Any:
+        # `OPSBOT_SLACK_SIGNING_SECRET=` in a shell or .env means "not set", not "the empty secret"
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("slack_api_base_url")
     @classmethod

@@ -77,3 +77,21 @@ def test_ingest_nezha_csv_json_summary(tmp_path: Path) -> None:
     rows = sum(1 for _ in csv.open()) - 1
     assert summary["spans"] + sum(summary["rejected"].values()) == rows
     assert 0 < summary["keys"] < 200
+
+
+@pytest.mark.timeout(60)
+def test_run_with_half_set_slack_config_names_the_missing_setting(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run"], env={
+        "OPSBOT_DB_PATH": str(tmp_path / "o.db"), "OPSBOT_HTTP_PORT": "0",
+        "OPSBOT_SLACK_BOT_TOKEN": "xoxb-test", "OPSBOT_SLACK_SIGNING_SECRET": "",
+    })
+    assert result.exit_code == 2, result.output
+    assert "OPSBOT_SLACK_SIGNING_SECRET" in result.output
+    assert "xoxb-test" not in result.output  # tokens are never printed
+
+
+def test_reaction_sets_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import load_settings
+
+    monkeypatch.setenv("OPSBOT_SLACK_FALSE_POSITIVE_REACTIONS", "thumbsdown, :zzz:")
+    assert load_settings(None).slack_false_positive_reactions == ["thumbsdown", ":zzz:"]

@@ -28,7 +28,7 @@ from bot.slack.agent_port import load_agent
 from bot.slack.charts import ChartUploader
 from bot.slack.conversation import Conversations
 from bot.slack.deps import BotDeps, SlackDeps
-from bot.slack.feedback import FeedbackDesk
+from bot.slack.feedback import FeedbackDesk, ReactionMap
 from bot.slack.metrics import SlackMetrics
 from bot.slack.notifier import AlertNotifier
 from bot.slack.ops import OpsCommands
@@ -132,9 +132,12 @@ def _parts(settings: Settings, deps: BotDeps) -> SlackDeps:
     outbox, tasks = Outbox(store), BackgroundTasks()
     charts = ChartUploader(store, outbox, client, tasks, metrics, clock=clock)
     notifier = AlertNotifier(store, outbox, settings.slack_channel, metrics,
-                             rate_cap=ChannelRateCap(), charts=charts,
+                             rate_cap=ChannelRateCap(settings.slack_alert_rate_cap,
+                                                      settings.slack_alert_rate_window_s), charts=charts,
                              trace_url_template=settings.trace_ui_url, clock=clock)
-    desk = FeedbackDesk(store, notifier, metrics, clock=clock)
+    desk = FeedbackDesk(store, notifier, metrics, clock=clock, reactions=ReactionMap(
+        tuple(r.strip(":") for r in settings.slack_false_positive_reactions),
+        tuple(r.strip(":") for r in settings.slack_confirmed_reactions)))
     agent = deps.agent
     if agent is None and deps.load_agent:
         agent = load_agent(settings, store)
