@@ -46,20 +46,19 @@ class NoveltyConfig:
     """Windows and holds are durations (seconds), so an hourly series looks back as far in
     time as a five-minute one; rows are found by their timestamps, so gaps count as time.
 
-    Defaults were tuned on the NAB corpus; they equal the earlier row counts at NAB's
-    5-minute step (history 8000 rows = 40,000 min ~ 27.8 days, hold 600 rows = 50 h).
+    Defaults are the values tuned on the NAB corpus (`bench.nab.opsbot.NAB_NOVELTY`).
     """
 
-    history_s: float = 8000 * 300.0  # the value is compared with the range of this past
-    warmup_s: float = 300 * 300.0  # nothing scores before this much series: 25 h
+    history_s: float = 400 * 86400.0  # the value is compared with the range of this past
+    warmup_s: float = 6 * 3600.0  # nothing scores before this much series
     seasonal_period_ns: int = DAY_NS  # residual = value - value one period earlier
-    seasonal_smooth_s: float = 24 * 300.0  # residual averaged over this span (2 h) first
-    seasonal_history_s: float = 1500 * 300.0
-    seasonal_weight: float = 0.3  # residual and spread novelty count less than the level's
-    spread_window_s: float = 96 * 300.0  # span of the local standard deviation (8 h)
-    spread_history_s: float = 3000 * 300.0
-    spread_weight: float = 0.3
-    hold_s: float = 600 * 300.0  # after a score, the next one must beat everything this far back
+    seasonal_smooth_s: float = 4 * 3600.0  # the residual is averaged over this span first
+    seasonal_history_s: float = 60 * 86400.0
+    seasonal_weight: float = 0.5  # residual and spread novelty count less than the level's
+    spread_window_s: float = 24 * 3600.0  # span of the local standard deviation
+    spread_history_s: float = 100 * 86400.0
+    spread_weight: float = 0.5
+    hold_s: float = 50 * 3600.0  # after a score, the next one must beat everything this far back
 
     def __post_init__(self) -> None:
         for name in ("history_s", "seasonal_smooth_s", "seasonal_history_s", "spread_window_s"):
