@@ -29,7 +29,7 @@ N_SCORE_BINS = 501  # LOW .. -LOW inclusive, at BIN_WIDTH
 
 
 def bin_centers() -> npt.NDArray[np.float64]:
-    return LOW + BIN_WIDTH * np.arange(N_SCORE_BINS)
+    return np.asarray(LOW + BIN_WIDTH * np.arange(N_SCORE_BINS), dtype=np.float64)
 
 
 _CENTERS = bin_centers()
