@@ -13,7 +13,9 @@ file): the fault-free evening of the day (16:00-23:59) is replayed first, moved
 global baseline warms up after 6 hours (the history holds 8). A fault is caught
 when an anomaly on the faulty service or one of its callers (the day's
 `dependency.csv`) opens, or an open one records a new severe window, between one
-minute before and five minutes after injection ("opened" counts only new ones).
+minute before and five minutes after injection ("opened" counts only new ones;
+"active" also counts an anomaly opened earlier, e.g. by the previous fault on the
+same pod eight minutes before, that has a severe window in the interval).
 False alerts: anomalies opened on the fault-free hours 08:15-15:59, which the
 history does not contain.
 """
@@ -147,7 +149,9 @@ def _score(faults: list[dict[str, Any]], callers: dict[str, set[str]], seen: lis
         ok = {f["service"]} | callers.get(f["service"], set())
         lo, hi = f["ts_ns"] - BEFORE_S * SECOND_NS, f["ts_ns"] + AFTER_S * SECOND_NS
         hits = [(k, s) for k, s, t in marks if s in ok and lo <= t <= hi and k != "resolved"]
-        rows.append({**f, "evaluable": True, "caught": bool(hits),
+        active = [a for a in anomalies if a.service in ok and a.started_ns <= hi
+                  and int(a.details.get("last_anomalous_ns", a.started_ns)) >= lo]
+        rows.append({**f, "evaluable": True, "caught": bool(hits), "active": bool(active),
                      "opened": any(k == "opened" for k, _ in hits),
                      "on_faulty_service": any(s == f["service"] for _, s in hits)})
     clean_lo = day0 + int(CLEAN_FROM_H * 3600) * SECOND_NS
@@ -158,6 +162,7 @@ def _score(faults: list[dict[str, Any]], callers: dict[str, set[str]], seen: lis
         "faults": len(rows), "evaluable": len(evaluable),
         "caught": sum(r["caught"] for r in evaluable),
         "opened": sum(r["opened"] for r in evaluable),
+        "active": sum(r["active"] for r in evaluable),
         "on_faulty_service": sum(r["on_faulty_service"] for r in evaluable),
         "fault_free_hours": CLEAN_TO_H - CLEAN_FROM_H,
         "fault_free_alerts": len(clean),
@@ -201,8 +206,10 @@ def cli(*, settings: Settings, data: Path, as_json: bool) -> int:
         table.add_row(kind, f"{caught}/{n}")
     table.add_row("all", f"{result['caught']}/{result['evaluable']}")
     out.print(table)
-    out.print(f"new anomaly opened for {result['opened']}/{result['evaluable']}; on the faulty "
-              f"service itself for {result['on_faulty_service']}/{result['evaluable']}")
+    n = result["evaluable"]
+    out.print(f"new anomaly opened for {result['opened']}/{n}; on the faulty service itself for "
+              f"{result['on_faulty_service']}/{n}; an anomaly (possibly opened by an earlier "
+              f"fault) active on it or a caller in the window for {result['active']}/{n}")
     out.print(f"fault-free {result['fault_free_hours']:g} h: {result['fault_free_alerts']} alerts "
               f"({', '.join(result['fault_free_alert_keys'][:5])})")
     return 0
