@@ -4,10 +4,11 @@
 Sorting by (group, value) with an argsort plus a stable argsort costs two
 comparison sorts over every span; here it is one `np.sort` of packed uint64 keys
 (group | value quantised over the batch's range | span index), which numpy runs
-with SIMD, then the exact values are gathered back by the index bits. The
-quantisation is monotone, so only values that fall into the same quantum can come
-out of order; those few runs are found and re-sorted exactly. The result is the
-same ascending sequence of values per group as a full (group, value) sort.
+with SIMD; the exact values of the positions asked for are then gathered back by
+the index bits. The quantisation is monotone, so only values that fall into the
+same quantum can come out of order; a requested position in such a run is
+resolved by sorting that run exactly. The result is what a full (group, value)
+sort would hold at those positions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CHUNK", "chunks", "dense_groups", "sorted_within_groups"]
+__all__ = ["CHUNK", "GroupOrder", "chunks", "dense_groups", "sorted_within_groups"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,36 +60,82 @@ def chunks(n: int) -> Iterator[slice]:
     return (slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK))
 
 
-def sorted_within_groups(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
-    """`values` ordered by (group, value): each group's values ascending, groups in order.
+@dataclass(frozen=True, slots=True)
+class GroupOrder:
+    """`values` ordered by (group, value), read at chosen positions only.
 
-    Groups are 0..n_groups-1 (as from `dense_groups`). NaN or infinite values, a
-    range too narrow to scale, or too many groups and spans to leave MIN_VALUE_BITS
-    for the value take the two-sort path. Either way the output is the same sequence
-    as `values[np.lexsort((values, group))]`.
+    A window's quantiles need two or four order statistics, not its whole sorted
+    sequence, so after the one sort only the requested positions are gathered back
+    and, where a position shares its quantum with a neighbour, resolved exactly.
     """
-    n = values.size
-    index_bits = max(1, (n - 1).bit_length())
-    group_bits = max(1, (n_groups - 1).bit_length())
-    value_bits = 64 - index_bits - group_bits
-    quantise = _Quantiser.fit(values, value_bits) if value_bits >= MIN_VALUE_BITS else None
-    if quantise is None:
-        return _two_sorts(values, group)
-    key = np.empty(n, np.uint64)
-    group_shift, index_shift = np.uint64(64 - group_bits), np.uint64(index_bits)
-    for part in chunks(n):
-        k = group[part].astype(np.uint64)
-        k <<= group_shift
-        q = quantise(values[part])
-        q <<= index_shift
-        k |= q
-        k |= np.arange(part.start, part.stop, dtype=np.uint64)
-        key[part] = k
-    key.sort()
-    index = np.bitwise_and(key, np.uint64((1 << index_bits) - 1)).view(np.int64)  # < 2^63
-    out = values[index]
-    _resort_collisions(out, key, index_bits)
-    return out
+
+    values: FloatArray
+    key: UIntArray  # sorted packed keys (group | quantum | index); empty on the two-sort path
+    index_bits: int
+    two_sorts: FloatArray | None  # the whole sorted sequence, when the packed sort was not used
+
+    @classmethod
+    def of(cls, values: FloatArray, group: IntArray, n_groups: int) -> GroupOrder:
+        """Groups are 0..n_groups-1 (as from `dense_groups`). NaN or infinite values, a
+        range too narrow to scale, or too many groups and spans to leave MIN_VALUE_BITS
+        for the value take the two-sort path."""
+        n = values.size
+        index_bits = max(1, (n - 1).bit_length())
+        group_bits = max(1, (n_groups - 1).bit_length())
+        value_bits = 64 - index_bits - group_bits
+        quantise = _Quantiser.fit(values, value_bits) if value_bits >= MIN_VALUE_BITS else None
+        if quantise is None:
+            return cls(values, np.zeros(0, np.uint64), index_bits, _two_sorts(values, group))
+        key = np.empty(n, np.uint64)
+        group_shift, index_shift = np.uint64(64 - group_bits), np.uint64(index_bits)
+        for part in chunks(n):
+            k = group[part].astype(np.uint64)
+            k <<= group_shift
+            q = quantise(values[part])
+            q <<= index_shift
+            k |= q
+            k |= np.arange(part.start, part.stop, dtype=np.uint64)
+            key[part] = k
+        key.sort()
+        return cls(values, key, index_bits, None)
+
+    def at(self, positions: IntArray) -> FloatArray:
+        """The values at these positions of the (group, value) order, exactly.
+
+        A position alone in its quantum holds the right value: the quantiser is
+        monotone, so everything before it in the group is strictly smaller and
+        everything after strictly larger. Where neighbours share the quantum (their
+        order is by span index), that run is sorted by value and read at the offset.
+        """
+        if self.two_sorts is not None:
+            return self.two_sorts[positions]
+        key, shift = self.key, np.uint64(self.index_bits)
+        mask = np.uint64((1 << self.index_bits) - 1)
+        out = self.values[np.bitwise_and(key[positions], mask).view(np.int64)]
+        prefix = key[positions] >> shift
+        before = key[np.maximum(positions - 1, 0)] >> shift
+        after = key[np.minimum(positions + 1, key.size - 1)] >> shift
+        shared = ((positions > 0) & (before == prefix)) | (
+            (positions < key.size - 1) & (after == prefix)
+        )
+        amb = np.flatnonzero(shared)
+        if amb.size:
+            runs, which = np.unique(prefix[amb], return_inverse=True)
+            starts = np.searchsorted(key, runs << shift, side="left")
+            stops = np.searchsorted(key, (runs << shift) | mask, side="right")
+            lengths = stops - starts
+            first = np.cumsum(lengths) - lengths  # where each run starts once concatenated
+            members = np.repeat(starts - first, lengths) + np.arange(lengths.sum())
+            vals = self.values[np.bitwise_and(key[members], mask).view(np.int64)]
+            vals = vals[np.lexsort((vals, np.repeat(np.arange(runs.size), lengths)))]
+            out[amb] = vals[first[which] + positions[amb] - starts[which]]
+        return out
+
+
+def sorted_within_groups(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
+    """`values` ordered by (group, value): the same sequence as
+    `values[np.lexsort((values, group))]`, through `GroupOrder`."""
+    return GroupOrder.of(values, group, n_groups).at(np.arange(values.size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,28 +178,6 @@ class _Quantiser:
         f = values - self.lo
         f *= self.scale
         return f.astype(np.uint64)
-
-
-def _resort_collisions(out: FloatArray, key: npt.NDArray[np.uint64], index_bits: int) -> None:
-    """Sort, in place, every run of equal (group, quantum) prefix that came out of order.
-
-    Values sharing a quantum were ordered by span index, not value; where an
-    adjacent pair of the same run decreases, that whole run is sorted exactly.
-    (Most decreasing pairs are group boundaries, which are in order by group.)
-    """
-    shift = np.uint64(index_bits)
-    down = np.flatnonzero(out[1:] < out[:-1])
-    bad = down[(key[down] >> shift) == (key[down + 1] >> shift)]
-    if bad.size == 0:
-        return
-    runs = np.unique(key[bad] >> shift)
-    starts = np.searchsorted(key, runs << shift, side="left")
-    stops = np.searchsorted(key, (runs + np.uint64(1)) << shift, side="left")
-    lengths = stops - starts
-    run_of = np.repeat(np.arange(runs.size), lengths)
-    pos = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    order = np.lexsort((out[pos], run_of))
-    out[pos] = out[pos][order]
 
 
 def _two_sorts(values: FloatArray, group: IntArray) -> FloatArray:

@@ -20,7 +20,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from detectors._group_order import chunks, dense_groups, sorted_within_groups
+from detectors._group_order import GroupOrder, chunks, dense_groups
 from detectors.baseline import Baseline
 from detectors.config import ScoringConfig
 from detectors.transforms import Transform
@@ -136,14 +136,14 @@ class WindowScores:
 
 
 def _group_quantile(
-    sorted_vals: FloatArray, starts: IntArray, counts: IntArray, q: float
+    order: GroupOrder, starts: IntArray, counts: IntArray, q: float
 ) -> FloatArray:
-    """np.quantile(..., method='linear') of every contiguous sorted group at once."""
+    """np.quantile(..., method='linear') of every group of `order` at once."""
     pos = q * (counts - 1).astype(np.float64)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, counts - 1)
     frac = pos - lo
-    a, b = sorted_vals[starts + lo], sorted_vals[starts + hi]
+    a, b = order.at(starts + lo), order.at(starts + hi)
     out: FloatArray = a + frac * (b - a)
     return out
 
@@ -178,9 +178,9 @@ def score_windows(
     n_windows = int(start.max()) // window_ns - first + 1
     code, logd = _codes_and_logs(d, k, start, window_ns, first, n_windows, table)
     codes, group, counts = dense_groups(code)
-    sorted_log = sorted_within_groups(logd, group, codes.size)
+    order = GroupOrder.of(logd, group, codes.size)
     starts = np.cumsum(counts) - counts
-    med, p90 = (_group_quantile(sorted_log, starts, counts, q) for q in (0.5, 0.9))
+    med, p90 = (_group_quantile(order, starts, counts, q) for q in (0.5, 0.9))
     gk = codes // n_windows
     z_med, z_p90, score = _window_z(med, p90, counts, gk, table, config)
     return WindowScores(

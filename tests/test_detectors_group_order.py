@@ -37,13 +37,17 @@ def lexsorted(values: np.ndarray, group: np.ndarray) -> np.ndarray:
         pytest.param(  # one huge value squeezes the rest into a few quanta: collisions
             lambda r, n: np.append(r.normal(0, 1, n - 1), 1e300), id="collisions"
         ),
+        pytest.param(  # positive (bit patterns) with a run in the very last quantum
+            lambda r, n: np.append(np.exp(r.normal(0, 1, n - 3)), [1e300, 1.0000001e300, 1e300]),
+            id="positive-collisions",
+        ),
         pytest.param(lambda r, n: np.append(r.normal(0, 1, n - 2), [np.inf, -np.inf]), id="inf"),
         pytest.param(lambda r, n: np.append(r.normal(0, 1, n - 2), [np.nan, 0.5]), id="nan"),
         pytest.param(lambda r, n: np.full(n, -3.25), id="constant"),
         pytest.param(lambda r, n: np.array([-0.0, 0.0, -1e-300, 1e-300] * (n // 4)), id="zeros"),
     ],
 )
-@pytest.mark.parametrize("n_groups", [1, 7, 900])
+@pytest.mark.parametrize("n_groups", [1, 7, 8, 900])  # 8: the top group's bits all ones
 def test_sorted_within_groups_equals_lexsort(
     make: object, n_groups: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,7 +55,8 @@ def test_sorted_within_groups_equals_lexsort(
     rng = np.random.default_rng(n_groups)
     n = 4000
     values = make(rng, n)  # type: ignore[operator]
-    group = np.sort(rng.integers(0, n_groups, n)) if n_groups == 1 else rng.integers(0, n_groups, n)
+    group = rng.integers(0, n_groups, n)
+    group[-3:] = n_groups - 1  # the last values (extremes in some cases) share the top group
     codes, dense, _ = dense_groups(group)
     got = sorted_within_groups(values, dense, codes.size)
     assert np.array_equal(got, lexsorted(values, dense), equal_nan=True)
