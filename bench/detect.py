@@ -73,7 +73,7 @@ IntArray = npt.NDArray[np.int64]
 NOW_NS = 1_700_000_000 * 10**9 // HOUR_NS * HOUR_NS  # an hour boundary: the recalculation time
 ALERT_Z = 4.0  # the comparison both paths make: is the span's z at least this?
 REFERENCE_SPAN_CAP = 200_000  # the Python loops run on about this many spans, then scale
-REPEATS = 3  # every timed path: best of this many runs, so a busy machine skews less
+REPEATS = 5  # every timed path: best of this many runs, so a busy machine skews less
 REFERENCE_KEYS = 5  # build_baseline over aggregate objects: timed on this many keys
 KEY_CHUNK = 50  # keys whose partials are held in memory at once (50 x 720 x 202 x 4 B = 29 MB)
 

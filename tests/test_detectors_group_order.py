@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -49,12 +50,13 @@ def lexsorted(values: np.ndarray, group: np.ndarray) -> np.ndarray:
 )
 @pytest.mark.parametrize("n_groups", [1, 7, 8, 900])  # 8: the top group's bits all ones
 def test_sorted_within_groups_equals_lexsort(
-    make: object, n_groups: int, monkeypatch: pytest.MonkeyPatch
+    make: Callable[[np.random.Generator, int], np.ndarray], n_groups: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_group_order, "CHUNK", 1000)  # several chunks, the last one short
     rng = np.random.default_rng(n_groups)
     n = 4000
-    values = make(rng, n)  # type: ignore[operator]
+    values = make(rng, n)
     group = rng.integers(0, n_groups, n)
     group[-3:] = n_groups - 1  # the last values (extremes in some cases) share the top group
     codes, dense, _ = dense_groups(group)
@@ -104,7 +106,7 @@ def reference_windows(
     for d, k, s in zip(durs.tolist(), keys.tolist(), starts.tolist(), strict=True):
         t = transforms[int(table.transform[k])]
         windows[(k, s // window_ns * window_ns)].append(float(t.forward(d)))
-    out = {}
+    out: dict[tuple[int, int], tuple[float, ...]] = {}
     for (k, w), vals in windows.items():
         vals.sort()
         n = len(vals)

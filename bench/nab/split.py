@@ -176,7 +176,8 @@ def tune(
         changed = False
         for name, values in space.items():
             for value in values:
-                candidate = dataclasses.replace(current, **{name: value})
+                changes: dict[str, Any] = {name: value}  # every searched field is a float
+                candidate = dataclasses.replace(current, **changes)
                 seen.add(candidate)
                 result = best_scores(cache(files, candidate), files)
                 if _objective(result) > _objective(scored) + 1e-9:
