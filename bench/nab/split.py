@@ -222,12 +222,14 @@ _SHORT = {ARTIFICIAL: "art", AWS: "AWS", KNOWN_CAUSE: "KnownCause"}
 
 
 def _names(categories: Sequence[str]) -> str:
+    if set(_SHORT) <= set(categories):
+        return "all"
     return "+".join(_SHORT.get(c, c) for c in categories)
 
 
 def render(results: Sequence[SplitResult]) -> Table:
     table = Table(title="NAB novelty: tuned on some categories, scored on the others")
-    for column in ("tuned on", "scored on", "in-sample", "held out", "own thresholds"):
+    for column in ("tuned on", "scored on", "in-sample", "held out", "own thr."):
         table.add_column(column, justify="left" if "on" in column else "right", no_wrap=True)
 
     def pair(m: Mapping[str, Scored]) -> str:
@@ -240,7 +242,7 @@ def render(results: Sequence[SplitResult]) -> Table:
         )
     table.caption = (
         "standard / reward-low-FP. held out: the tuned config and its thresholds as they are;"
-        " own thresholds: re-optimised on the held-out files"
+        " own thr.: thresholds re-optimised on the held-out files"
     )
     return table
 
