@@ -75,10 +75,14 @@ class GroupOrder:
     two_sorts: FloatArray | None  # the whole sorted sequence, when the packed sort was not used
 
     @classmethod
-    def of(cls, values: FloatArray, group: IntArray, n_groups: int) -> GroupOrder:
+    def of(
+        cls, values: FloatArray, group: IntArray, n_groups: int, spare: IntArray | None = None
+    ) -> GroupOrder:
         """Groups are 0..n_groups-1 (as from `dense_groups`). NaN or infinite values, a
         range too narrow to scale, or too many groups and spans to leave MIN_VALUE_BITS
-        for the value take the two-sort path."""
+        for the value take the two-sort path. `spare`: an int64 array of the same size
+        the caller no longer needs, overwritten with the keys (a fresh 8 MB array per
+        million spans costs page faults on every call)."""
         n = values.size
         index_bits = max(1, (n - 1).bit_length())
         group_bits = max(1, (n_groups - 1).bit_length())
@@ -86,7 +90,7 @@ class GroupOrder:
         quantise = _Quantiser.fit(values, value_bits) if value_bits >= MIN_VALUE_BITS else None
         if quantise is None:
             return cls(values, np.zeros(0, np.uint64), index_bits, _two_sorts(values, group))
-        key = np.empty(n, np.uint64)
+        key = np.empty(n, np.uint64) if spare is None else spare.view(np.uint64)
         group_shift, index_shift = np.uint64(64 - group_bits), np.uint64(index_bits)
         for part in chunks(n):
             k = group[part].astype(np.uint64)

@@ -178,7 +178,7 @@ def score_windows(
     n_windows = int(start.max()) // window_ns - first + 1
     code, logd = _codes_and_logs(d, k, start, window_ns, first, n_windows, table)
     codes, group, counts = dense_groups(code)
-    order = GroupOrder.of(logd, group, codes.size)
+    order = GroupOrder.of(logd, group, codes.size, spare=code)  # codes done with: keys go there
     starts = np.cumsum(counts) - counts
     med, p90 = (_group_quantile(order, starts, counts, q) for q in (0.5, 0.9))
     gk = codes // n_windows
