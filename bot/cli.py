@@ -193,7 +193,8 @@ def ask(
 def anomalies(
     config: ConfigOpt = None,
     since: Annotated[str | None, typer.Option(
-        help="only anomalies open or ended since: ISO time or a duration back from now (2h, 7d)"
+        help="only anomalies open or ended since: ISO time, or a duration (2h, 7d) back from "
+        "the newest span in the store (so replayed history works as well as live traffic)"
     )] = None,
     state: Annotated[str | None, typer.Option(help="open or resolved")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

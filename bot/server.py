@@ -54,7 +54,7 @@ class Service:
     @classmethod
     @contextlib.asynccontextmanager
     async def running(
-        cls, settings: Settings, *, detect_interval_s: float = DETECT_INTERVAL_S
+        cls, settings: Settings, *, detect_interval_s: float | None = None
     ) -> AsyncIterator[Service]:
         """Open the store, start the flusher and the detection ticker; on exit flush, save
         the engine's state and close (nothing pending is lost)."""
@@ -62,13 +62,15 @@ class Service:
         async with SqliteStore(settings.db_path) as store:
             pipeline = pipeline_for(settings, store, rejects)
             engine = DetectionEngine(store, config_from_settings(settings),
-                                     recalc_hour_utc=settings.recalc_hour_utc)
+                                     recalc_hour_utc=settings.recalc_hour_utc,
+                                     lateness_s=settings.detection_lateness_s)
             await engine.start()
             tap(pipeline, engine)
             service = cls(settings, store, pipeline, rejects, engine)
             service.alerts = await open_alert_channel(service)
             flusher = asyncio.create_task(service.pipeline.run_flusher(settings.flush_interval_s))
-            ticker = asyncio.create_task(run_ticker(engine, detect_interval_s))
+            ticker = asyncio.create_task(run_ticker(
+                engine, detect_interval_s or settings.detection_interval_s))
             try:
                 yield service
             finally:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from detectors.config import DetectorConfig
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
 
@@ -65,8 +68,56 @@ class Settings(BaseSettings):
     promql_p99_ms: str | None = Field(
         None, description="PromQL for p99 latency in ms; unset = built-in template")
 
-    # -- detection --
-    baseline_window_days: int = Field(30, ge=1, le=365)
+    # -- detection (names after `section_field` of detectors.config.DetectorConfig) --
+    baseline_window_days: int = Field(30, ge=1, le=365, description="sliding window of the baselines")
+    baseline_relative_pct: float = Field(
+        0.05, ge=0, description="variance floor, relative part: |mean| x this")
+    baseline_absolute_floor: float = Field(
+        0.001, ge=0, description="variance floor, absolute part, in the baseline's units")
+    baseline_hour_of_week_min_samples: int = Field(
+        50, ge=0, description="warm-up: samples before an hour-of-week bucket is used")
+    baseline_hour_of_week_min_span_s: float = Field(
+        21 * 86400.0, ge=0, description="warm-up: seconds from the first sample (0 and 0 = off)")
+    baseline_hour_of_day_min_samples: int = Field(
+        50, ge=0, description="warm-up: samples before an hour-of-day bucket is used")
+    baseline_hour_of_day_min_span_s: float = Field(
+        7 * 86400.0, ge=0, description="warm-up: seconds from the first sample")
+    baseline_global_min_samples: int = Field(
+        100, ge=0, description="warm-up: samples before the global bucket scores anything")
+    baseline_global_min_span_s: float = Field(
+        86400.0, ge=0, description="warm-up: seconds of history before a key scores at all")
+    scoring_max_z: float = Field(20.0, ge=0, description="symmetric cap on every score; 0 = off")
+    scoring_window_s: int = Field(
+        60, ge=1, le=86400, description="the alerting unit: one key over one window of this length")
+    severity_percentiles: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [99.9, 99.0, 95.0, 90.0, 80.0],
+        description="SEV1..SEV5: percentile of the key's historical scores to reach")
+    severity_score_floors: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [8.0, 6.0, 5.0, 4.0, 3.0],
+        description="SEV1..SEV5: minimum score as well (a stable key needs a real deviation)")
+    severity_latency_min_abs_deviation_ms: float = Field(
+        0.5, ge=0, description="minimum deviation from the baseline, in ms ...")
+    severity_latency_min_rel_deviation: float = Field(
+        0.2, ge=0, description="... and relative to it (both must hold)")
+    level_shift_enabled: bool = Field(
+        True, description="re-anchor a baseline after a sustained shift (e.g. a deploy)")
+    level_shift_confirm_s: float = Field(
+        6 * 3600.0, ge=0, description="how long a new level alerts before it is the baseline")
+    lifecycle_open_k: int = Field(
+        2, ge=1, description="an anomaly opens when k of the last n windows are anomalous ...")
+    lifecycle_open_n: int = Field(3, ge=1, description="... out of n windows")
+    lifecycle_quiet_period_s: float = Field(
+        600.0, ge=0, description="an anomaly resolves after this long without anomalous windows")
+    lifecycle_cooldown_s: float = Field(
+        1800.0, ge=0, description="no re-open of the same key for this long after a resolve")
+    grouping_max_hops: int = Field(
+        2, ge=0, description="anomalies at most this many call-graph hops apart form an incident")
+    grouping_overlap_slack_s: float = Field(
+        300.0, ge=0, description="anomalies closer in time than this count as overlapping")
+    detection_interval_s: float = Field(
+        5.0, gt=0, description="how often the live engine scores windows closed by the clock")
+    detection_lateness_s: float = Field(
+        30.0, ge=0, description="a window is scored this long after its end (late spans)")
     recalc_hour_utc: int = Field(3, ge=0, le=23, description="hour of the nightly recalculation")
 
     # -- simulator (the embedded default source) --
@@ -120,6 +171,29 @@ class Settings(BaseSettings):
         # `OPSBOT_SLACK_SIGNING_SECRET=` in a shell or .env means "not set", not "the empty secret"
         return None if isinstance(v, str) and not v.strip() else v
 
+    @field_validator("severity_percentiles", "severity_score_floors", mode="before")
+    @classmethod
+    def _split_numbers(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _detector_config_is_valid(self) -> Settings:
+        from detectors.config import ConfigError
+
+        try:
+            self.detector_config()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def detector_config(self) -> DetectorConfig:
+        """The detection settings as the detectors' own config (the rest: its defaults)."""
+        from detectors.config import DetectorConfig
+
+        sections = ("baseline_", "scoring_", "severity_", "level_shift_", "lifecycle_", "grouping_")
+        flat = {k: v for k, v in self.model_dump().items() if k.startswith(sections)}
+        return DetectorConfig.from_flat(flat)
+
     @field_validator("slack_api_base_url")
     @classmethod
     def _trailing_slash(cls, v: str) -> str:
@@ -152,7 +226,9 @@ def _check_env(fields: set[str]) -> None:
 
 def _describe(err: ValidationError, source: str) -> SettingsError:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "?"
+    key = ".".join(str(p) for p in first["loc"])
+    if not key:  # a rule across settings (the detector config): its message names the key
+        return SettingsError(f"invalid settings in {source}: {first['msg']}")
     if first["type"] == "extra_forbidden":
         return SettingsError(f"unknown setting '{key}' in {source}")
     env = ENV_PREFIX + key.upper()

@@ -11,7 +11,7 @@ from detectors.lifecycle import AnomalyEvent, AnomalyTracker
 from detectors.severity import Severity, SeverityDecision
 
 M = 60 * 1_000_000_000  # one window
-CFG = LifecycleConfig()  # open 3 of 5, sustain 2.0, quiet 10 min, cooldown 30 min
+CFG = LifecycleConfig(open_k=3, open_n=5)  # open 3 of 5, sustain 2.0, quiet 10 min, cooldown 30 min
 
 
 def hit(score: float = 5.0, sev: Severity = Severity.SEV3) -> SeverityDecision:
@@ -59,7 +59,7 @@ def test_updates_only_when_the_peak_or_exemplars_change() -> None:
 
 
 def test_exemplars_are_bounded() -> None:
-    tr = AnomalyTracker("k", LifecycleConfig(max_exemplars=2), 60)
+    tr = AnomalyTracker("k", LifecycleConfig(open_k=3, open_n=5, max_exemplars=2), 60)
     for t in range(10):
         feed(tr, t, 5.0, Severity.SEV3)
     assert tr.open is not None and tr.open.exemplars == ("trace2", "trace3")

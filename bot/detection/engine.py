@@ -40,7 +40,7 @@ from bot.settings import Settings
 from bot.spans import SpanBatch
 from bot.store.sqlite import SqliteStore
 from detectors.buckets import DAY_NS, HOUR_NS
-from detectors.config import BaselineConfig, DetectorConfig
+from detectors.config import DetectorConfig
 from detectors.grouping import CallGraph
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
@@ -55,8 +55,8 @@ STATE_NAME = "engine"
 
 
 def config_from_settings(settings: Settings) -> DetectorConfig:
-    """The detector parameters the settings carry today (the rest: DetectorConfig defaults)."""
-    return DetectorConfig(baseline=BaselineConfig(window_days=settings.baseline_window_days))
+    """The detector parameters from the settings (the rest: DetectorConfig defaults)."""
+    return settings.detector_config()
 
 
 @dataclass(slots=True)

@@ -32,7 +32,8 @@ async def ingest_files(
     async with SqliteStore(settings.db_path) as store:
         pipeline = pipeline_for(settings, store, rejects)
         engine = DetectionEngine(store, config_from_settings(settings),
-                                 recalc_hour_utc=settings.recalc_hour_utc)
+                                 recalc_hour_utc=settings.recalc_hour_utc,
+                                     lateness_s=settings.detection_lateness_s)
         await engine.start()
         tap(pipeline, engine)
         for path in files:
