@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: never look for a display
-import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
 from bot.store.base import AggregateRow  # noqa: E402
 from bot.store.records import AnomalyRecord  # noqa: E402
@@ -93,20 +92,28 @@ def render_png(data: ChartData) -> bytes:
         return _render(data)
 
 
+def _hh_mm(seconds: float, _: object) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%H:%M")
+
+
 def _render(data: ChartData) -> bytes:
+    # The x axis is plain epoch seconds, labelled HH:MM UTC: matplotlib.dates has no type
+    # stubs (mypy --strict), and a tick every 3 h on multiples of 3 h lands on UTC hours.
+    x = [h.timestamp() for h in data.hours]
     fig = Figure(figsize=(8, 3.2), dpi=100)
     ax = fig.add_subplot()
-    ax.fill_between(data.hours, data.band_low, data.band_high, step="mid", alpha=0.25,
+    ax.fill_between(x, data.band_low, data.band_high, step="mid", alpha=0.25,
                     color="#2F80ED", label="baseline p50–p99", linewidth=0)
-    ax.plot(data.hours, data.observed_p99, color="#D0021B", marker=".", label="observed p99")
-    ax.plot(data.hours, data.observed_p50, color="#555555", linewidth=1, label="observed p50")
-    ax.axvline(data.anomaly_start, color="#D0021B", linestyle="--", linewidth=1)
+    ax.plot(x, data.observed_p99, color="#D0021B", marker=".", label="observed p99")
+    ax.plot(x, data.observed_p50, color="#555555", linewidth=1, label="observed p50")
+    ax.axvline(data.anomaly_start.timestamp(), color="#D0021B", linestyle="--", linewidth=1)
     ax.set_title(data.title, fontsize=9)
     ax.set_ylabel(data.unit)
     if data.unit == "ms":
         ax.set_yscale("symlog", linthresh=1.0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain, no mathtext
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+    ax.xaxis.set_major_locator(MultipleLocator(3 * 3600))
+    ax.xaxis.set_major_formatter(FuncFormatter(_hh_mm))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
