@@ -225,7 +225,7 @@ class SpanBatch:
     building it (OTLP protobuf) do so, since only exemplar candidates need it.
     """
 
-    __slots__ = ("_codes", "_hashes", "_id_bytes", "_keys", "_names", "_trace_ids",
+    __slots__ = ("_codes", "_defer", "_hashes", "_id_bytes", "_keys", "_names", "_trace_ids",
                  "duration_ns", "error", "materialize", "start_ns")
 
     def __init__(self, keys: list[str], trace_ids: list[str], start_ns: np.ndarray,
@@ -237,6 +237,7 @@ class SpanBatch:
         self._codes: np.ndarray | None = None
         self._id_bytes: np.ndarray | None = None
         self._hashes: np.ndarray | None = None
+        self._defer: Callable[[int], tuple[str, Callable[[], Span]]] | None = None
         self.start_ns = start_ns  # int64
         self.duration_ns = duration_ns  # int64
         self.error = error  # bool
@@ -245,12 +246,19 @@ class SpanBatch:
     @classmethod
     def from_codes(cls, key_names: list[str], key_codes: np.ndarray, trace_id_bytes: np.ndarray,
                    start_ns: np.ndarray, duration_ns: np.ndarray, error: np.ndarray,
-                   materialize: Callable[[int], Span]) -> SpanBatch:
-        """Rows keyed `key_names[key_codes[i]]`, trace ids as raw 16-byte rows."""
+                   materialize: Callable[[int], Span],
+                   defer: Callable[[int], tuple[str, Callable[[], Span]]] | None = None,
+                   ) -> SpanBatch:
+        """Rows keyed `key_names[key_codes[i]]`, trace ids as raw 16-byte rows.
+
+        `defer(i)` is what `deferred(i)` returns, for decoders that can build a span later
+        from a little data of its own (not the whole batch).
+        """
         batch = cls([], [], start_ns, duration_ns, error, materialize)
         batch._keys = batch._trace_ids = None
         batch._names, batch._codes = key_names, key_codes
         batch._id_bytes = trace_id_bytes
+        batch._defer = defer
         return batch
 
     def __len__(self) -> int:
@@ -276,6 +284,16 @@ class SpanBatch:
         if self._trace_ids is None and self._id_bytes is not None:
             return bytes(self._id_bytes[row]).hex()
         return self.trace_ids[row]
+
+    def deferred(self, row: int) -> tuple[str, Callable[[], Span]]:
+        """Row's span id, and a way to build its `Span` later that does not keep the batch alive.
+
+        Exemplar spans wait for the flush this way, and the trim decides which get built.
+        """
+        if self._defer is not None:
+            return self._defer(row)
+        span = self.materialize(row)
+        return span.span_id, lambda: span
 
     def key_codes(self) -> tuple[list[str], np.ndarray]:
         """(distinct keys, int64 code per row): how the pipeline groups without per-row strings."""

@@ -3,14 +3,16 @@
 Recent batches stay in a bounded buffer so that the rest of a chosen span's
 trace (children usually end, and are exported, before their parent) can be
 rebuilt. Gathering is one pass over the buffer per flush, plus one pass over a
-batch as it leaves the buffer, so its cost is a set lookup per span per flush,
-not per chosen trace.
+batch as it leaves the buffer; both test every row's trace-id hash against the
+chosen ones at once, so per-span cost is numpy's, not Python's. Spans of chosen
+traces wait as `SpanBatch.deferred` builders: most chosen traces are pushed out
+of the top N before the flush, and only the ones the store keeps are built.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +26,16 @@ __all__ = ["ExemplarPicker"]
 _SELECTED_CAP = 20_000  # trace ids whose late spans are still collected
 
 
+SpanBuilder = Callable[[], Span]
+
+
 @dataclass(slots=True)
 class _Pending:
     key: str
     hour_ns: int
     duration_ns: int
     start_ns: int
-    spans: dict[str, Span] = field(default_factory=dict)
+    spans: dict[str, SpanBuilder] = field(default_factory=dict)  # span id -> builder
 
 
 class ExemplarPicker:
@@ -44,7 +49,8 @@ class ExemplarPicker:
         self._selected: OrderedDict[str, None] = OrderedDict()
         self._filter = _HashFilter()  # hashes of (at least) the selected trace ids
         self._new: dict[tuple[str, str], _Pending] = {}  # (key, trace id)
-        self._late: dict[str, dict[str, Span]] = {}
+        self._waiting: dict[str, list[dict[str, SpanBuilder]]] = {}  # trace id -> its _new spans
+        self._late: dict[str, dict[str, SpanBuilder]] = {}
 
     async def consider_groups(self, keys: list[str], hours_ns: list[int], groups: Groups,
                               durations_ns: np.ndarray, rows: np.ndarray | None,
@@ -95,14 +101,17 @@ class ExemplarPicker:
         return await self._store.exemplar_durations(info.id, hour_ns) if info else []
 
     def _select(self, key: str, hour_ns: int, row: int, batch: SpanBatch) -> None:
-        span = batch.materialize(row)
-        trace_id = span.trace_id
+        trace_id = batch.trace_id(row)
+        duration, start = int(batch.duration_ns[row]), int(batch.start_ns[row])
+        span_id, build = batch.deferred(row)
         pending = self._new.get((key, trace_id))
-        if pending is None or pending.duration_ns < span.duration_ns:
-            spans = pending.spans if pending else {}
-            pending = _Pending(key, hour_ns, span.duration_ns, span.start_ns, spans)
+        if pending is None:
+            pending = self._new[(key, trace_id)] = _Pending(key, hour_ns, duration, start)
+            self._waiting.setdefault(trace_id, []).append(pending.spans)
+        elif pending.duration_ns < duration:  # the same spans wait, for a slower reason
+            pending = _Pending(key, hour_ns, duration, start, pending.spans)
             self._new[(key, trace_id)] = pending
-        pending.spans.setdefault(span.span_id, span)
+        pending.spans.setdefault(span_id, build)
         if trace_id in self._selected:
             self._selected.move_to_end(trace_id)
         else:
@@ -118,22 +127,16 @@ class ExemplarPicker:
         selected = self._selected
         if not selected:
             return
-        by_trace: dict[str, list[Span]] = {}
+        by_trace: dict[str, list[tuple[str, SpanBuilder]]] = {}
         for i in self._filter.candidates(batch.trace_id_hashes()).tolist():
-            if batch.trace_id(i) in selected:
-                s = batch.materialize(i)
-                by_trace.setdefault(s.trace_id, []).append(s)
-        if not by_trace:
-            return
-        waiting: dict[str, list[_Pending]] = {}
-        for (_, trace_id), p in self._new.items():
-            waiting.setdefault(trace_id, []).append(p)
+            trace_id = batch.trace_id(i)
+            if trace_id in selected:
+                by_trace.setdefault(trace_id, []).append(batch.deferred(i))
         for trace_id, spans in by_trace.items():
-            targets = ([p.spans for p in waiting.get(trace_id, [])]
-                       or [self._late.setdefault(trace_id, {})])
+            targets = self._waiting.get(trace_id) or [self._late.setdefault(trace_id, {})]
             for target in targets:
-                for s in spans:
-                    target.setdefault(s.span_id, s)
+                for span_id, build in spans:
+                    target.setdefault(span_id, build)
 
     def remember(self, batch: SpanBatch) -> None:
         self._buffer.append(batch)
@@ -148,7 +151,7 @@ class ExemplarPicker:
         for batch in self._buffer:
             self._gather(batch)
         new, late = self._new, self._late
-        self._new, self._late = {}, {}
+        self._new, self._late, self._waiting = {}, {}, {}
         try:
             await self._save(new, late, ids)
         except BaseException:
@@ -156,22 +159,31 @@ class ExemplarPicker:
                 self._new.setdefault(kt, p).spans.update(p.spans)
             for trace_id, spans in late.items():
                 self._late.setdefault(trace_id, {}).update(spans)
+            self._waiting = {}
+            for (_, trace_id), p in self._new.items():
+                self._waiting.setdefault(trace_id, []).append(p.spans)
             raise
         self._forget_old_hours()
 
-    async def _save(self, new: dict[tuple[str, str], _Pending], late: dict[str, dict[str, Span]],
-                    ids: dict[str, int]) -> None:
-        traces = []
+    async def _save(self, new: dict[tuple[str, str], _Pending],
+                    late: dict[str, dict[str, SpanBuilder]], ids: dict[str, int]) -> None:
+        traces, builders = [], []
         for (_, trace_id), p in new.items():
             sid = ids.get(p.key) or await self._series_id(p.key)
             if sid is not None:
-                traces.append(ExemplarTrace(trace_id, sid, p.hour_ns, p.duration_ns, p.start_ns,
-                                            spans=list(p.spans.values())))
+                traces.append(ExemplarTrace(trace_id, sid, p.hour_ns, p.duration_ns, p.start_ns))
+                builders.append(p.spans)
+        kept = getattr(self._store, "save_exemplars_kept", None)
+        if kept is not None:  # SqliteStore: one transaction; spans built for kept traces only
+            await kept(traces, self._n, _SpansOf(traces, builders, late), list(late))
+            return
+        for t, spans in zip(traces, builders, strict=True):
+            t.spans = [build() for build in spans.values()]
         await self._store.save_exemplars(traces)
         for sid, hour_ns in {(t.series_id, t.hour_ns) for t in traces}:
             await self._store.trim_exemplars(sid, hour_ns, self._n)
         for trace_id, spans in late.items():
-            await self._store.add_exemplar_spans(trace_id, list(spans.values()))
+            await self._store.add_exemplar_spans(trace_id, [build() for build in spans.values()])
 
     async def _series_id(self, key: str) -> int | None:
         info = await self._store.get_series(key)
@@ -185,44 +197,63 @@ class ExemplarPicker:
         self._top = {kh: v for kh, v in self._top.items() if kh[1] >= oldest}
 
 
-class _HashFilter:
-    """A superset of the selected trace ids' hashes, tested against a whole batch at once.
+class _SpansOf:
+    """Every waiting span of a trace id, built on demand (the store asks for kept traces only).
 
-    A sorted array plus a short unsorted tail of recent additions; ids dropped from
-    the selection stay until a rebuild, which only costs false candidates (each
-    candidate's id is compared exactly afterwards).
+    A span may wait in several places (one pending per key of its trace, or as a late
+    span); all hold the same span, so the first builder for a span id is used.
     """
 
-    _TAIL = 512
+    def __init__(self, traces: list[ExemplarTrace], builders: list[dict[str, SpanBuilder]],
+                 late: dict[str, dict[str, SpanBuilder]]) -> None:
+        self._by_trace: dict[str, dict[str, SpanBuilder]] = {}
+        for t, spans in zip(traces, builders, strict=True):
+            self._merge(t.trace_id, spans)
+        for trace_id, spans in late.items():
+            self._merge(trace_id, spans)
+
+    def _merge(self, trace_id: str, spans: dict[str, SpanBuilder]) -> None:
+        into = self._by_trace.setdefault(trace_id, {})
+        for span_id, build in spans.items():
+            into.setdefault(span_id, build)
+
+    def __call__(self, trace_id: str) -> list[Span]:
+        return [build() for build in self._by_trace.get(trace_id, {}).values()]
+
+
+class _HashFilter:
+    """A byte map over trace-id hashes: a superset of the selected trace ids, tested for a
+    whole batch with one lookup per row.
+
+    Rows that hit are only candidates (collisions, and ids dropped from the selection
+    until the next rebuild); each candidate's id is compared exactly afterwards.
+    """
+
+    _BITS = 20  # 1 MiB; at the 20k selected cap about 2% of rows are false candidates
+    _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: every input bit moves the slot
 
     def __init__(self) -> None:
-        self._sorted = np.zeros(0, np.uint64)
-        self._tail: list[int] = []
+        self._map = np.zeros(1 << self._BITS, np.bool_)
+        self._added = 0
+
+    def _slots(self, hashes: np.ndarray) -> np.ndarray:
+        slots: np.ndarray = (hashes * self._MIX) >> np.uint64(64 - self._BITS)
+        return slots
 
     def add(self, h: int) -> None:
-        self._tail.append(h)
-        if len(self._tail) >= self._TAIL:
-            self._merge()
-
-    def _merge(self) -> None:
-        tail = np.array(self._tail, np.uint64)
-        self._sorted = np.sort(np.concatenate((self._sorted, tail)))
-        self._tail = []
+        self._map[self._slots(np.array([h], np.uint64))] = True
+        self._added += 1
 
     def stale(self, live: int) -> bool:
-        return self._sorted.size + len(self._tail) > 2 * live + self._TAIL
+        return self._added > 2 * live + 1024
 
     def rebuild(self, hashes: Iterable[int]) -> None:
-        self._sorted = np.sort(np.fromiter(hashes, np.uint64))
-        self._tail = []
+        values = np.fromiter(hashes, np.uint64)
+        self._map[:] = False
+        self._map[self._slots(values)] = True
+        self._added = int(values.size)
 
     def candidates(self, hashes: np.ndarray) -> np.ndarray:
-        """Row indices whose hash may be in the filter (ascending)."""
-        hit = np.zeros(hashes.shape[0], np.bool_)
-        if self._sorted.size:
-            at = np.searchsorted(self._sorted, hashes)
-            np.minimum(at, self._sorted.size - 1, out=at)
-            hit = self._sorted[at] == hashes
-        if self._tail:
-            hit |= np.isin(hashes, np.array(self._tail, np.uint64))
-        return np.flatnonzero(hit)
+        """Row indices whose trace id may be selected (ascending)."""
+        hit: np.ndarray = np.flatnonzero(self._map[self._slots(hashes)])
+        return hit

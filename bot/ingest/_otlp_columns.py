@@ -17,7 +17,7 @@ import numpy as np
 
 from bot.ingest._otlp_schema import SpanCols
 
-__all__ = ["SpanBytes", "error_rows", "status_code", "trusted_trace_ids"]
+__all__ = ["SpanBytes", "error_rows", "status_code", "trusted_ids"]
 
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
 _TAGS = ((0, 0x0A), (1, 0x10), (18, 0x12), (19, 0x08))  # (offset in the span, byte)
@@ -54,8 +54,9 @@ class SpanBytes:
                           strides=(1,))
 
 
-def trusted_trace_ids(cols: Any, spans: SpanBytes) -> np.ndarray | None:
-    """The (n, 16) trace ids when the merged columns line up with the spans, else None."""
+def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (n, 16) trace ids and (n, 8) span ids when the merged columns line up with the
+    spans, else None."""
     n = len(spans)
     if not (len(cols.trace_id) == len(cols.span_id) == len(cols.name)
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
@@ -68,7 +69,8 @@ def trusted_trace_ids(cols: Any, spans: SpanBytes) -> np.ndarray | None:
     words = spans.words()
     ids = np.empty((n, 2), "<u8")
     ids[:, 0], ids[:, 1] = words[starts + 2], words[starts + 10]
-    if not ((ids[:, 0] | ids[:, 1]).all() and words[starts + 20].all()):  # all-zero ids
+    span_ids = words[starts + 20]
+    if not ((ids[:, 0] | ids[:, 1]).all() and span_ids.all()):  # all-zero ids
         return None
     kinds, codes = np.array(cols.kind, np.int64), np.array(cols.status.code, np.int64)
     if (kinds.size and not 0 <= kinds.min() <= kinds.max() <= 5) or (
@@ -76,8 +78,7 @@ def trusted_trace_ids(cols: Any, spans: SpanBytes) -> np.ndarray | None:
         return None
     if not set(map(len, cols.parent_span_id)) <= {8}:
         return None
-    trace_ids: np.ndarray = ids.view(np.uint8)
-    return trace_ids
+    return ids.view(np.uint8), span_ids.astype("<u8").view(np.uint8).reshape(n, 8)
 
 
 def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -309,6 +309,59 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin):
             counts.append(int(n))  # type: ignore[call-overload]
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
         return StoreStats(*counts, file_bytes=size, schema_version=SCHEMA_VERSION)
+
+    async def save_exemplars_kept(
+        self, traces: Sequence[ExemplarTrace], keep: int,
+        spans_of: Callable[[str], Sequence[Span]], late: Sequence[str] = (),
+    ) -> None:
+        """What `save_exemplars(traces)` (spans: `spans_of(trace_id)`), `trim_exemplars(series,
+        hour, keep)` for each (series, hour) among them, and `add_exemplar_spans(t,
+        spans_of(t))` for each t in `late` leave behind, in one transaction.
+
+        `spans_of` is called only for trace ids that still have an exemplar row after the
+        trims: ingest never builds or encodes the spans of a trace the trim would delete.
+        """
+        now = _now_ns()
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT INTO exemplar_traces"
+                " (trace_id, series_id, hour_ns, duration_ns, start_ns, pinned, created_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(series_id, trace_id) DO UPDATE SET"
+                " pinned = max(pinned, excluded.pinned),"
+                " duration_ns = max(duration_ns, excluded.duration_ns)",
+                [(t.trace_id, t.series_id, t.hour_ns, t.duration_ns, t.start_ns, int(t.pinned), now)
+                 for t in traces],
+            )
+            for series_id, hour_ns in dict.fromkeys((t.series_id, t.hour_ns) for t in traces):
+                where = (
+                    "series_id = ? AND trace_id IN (SELECT trace_id FROM exemplar_traces"
+                    " WHERE series_id = ? AND hour_ns = ? AND pinned = 0"
+                    " ORDER BY duration_ns DESC LIMIT -1 OFFSET ?)"
+                )
+                params = (series_id, series_id, hour_ns, keep)
+                select = f"SELECT DISTINCT trace_id FROM exemplar_traces WHERE {where}"
+                async with db.execute(select, params) as cur:
+                    dropped = [r[0] for r in await cur.fetchall()]
+                if dropped:
+                    await db.execute(f"DELETE FROM exemplar_traces WHERE {where}", params)
+                    await db.executemany(
+                        "DELETE FROM exemplar_spans WHERE trace_id = ? AND NOT EXISTS"
+                        " (SELECT 1 FROM exemplar_traces WHERE trace_id = ?)",
+                        [(t, t) for t in dropped],
+                    )
+            ids = list(dict.fromkeys([*(t.trace_id for t in traces), *late]))
+            kept: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                async with db.execute("SELECT DISTINCT trace_id FROM exemplar_traces"
+                                      f" WHERE trace_id IN ({marks})", chunk) as cur:
+                    kept.update(r[0] for r in await cur.fetchall())
+            await db.executemany(
+                "INSERT OR IGNORE INTO exemplar_spans (trace_id, span_id, data) VALUES (?, ?, ?)",
+                [(t, s.span_id, json.dumps(s.to_dict(), separators=(",", ":")))
+                 for t in ids if t in kept for s in spans_of(t)],
+            )
 
 
 def _agg_to_db(a: LatencyAggregate) -> tuple[object, ...]:
