@@ -160,12 +160,14 @@ async def _serve_checked(server: uvicorn.Server, where: str) -> None:
 async def run_service(settings: Settings, console: object | None = None) -> None:
     """`opsbot run`: serve HTTP, detect, and when configured poll Jaeger/Tempo, until cancelled.
 
-    Until the Slack bot subscribes, every delivered detection event is logged.
+    Each detection event is logged, unless the alert channel is the terminal, which
+    prints it itself (once, not twice).
     """
     from bot.ingest.poller import TracePoller, source_from_settings
 
     async with Service.running(settings) as service:
-        service.engine.subscribe(log_event)
+        if service.alerts is None or not service.alerts.prints_events:
+            service.engine.subscribe(log_event)
         source = source_from_settings(settings.jaeger_url, settings.tempo_url)
         tasks = [asyncio.create_task(serve(service))]
         if source is not None:

@@ -52,3 +52,30 @@ async def test_ask_with_and_without_agent(store: SqliteStore) -> None:
     assert "The p99 of pg-pool.connect rose after the deploy." in out
     assert agent.questions == ["why is it slow?"] and list(agent.contexts[0].anomaly_ids) == [
         record.id]
+
+
+async def test_run_in_terminal_mode_prints_each_event_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`opsbot run` without Slack: the terminal channel prints the event; no log line too."""
+    import bot.server as server
+    from bot.detection.events import EngineEvent
+    from bot.settings import load_settings
+
+    subscribers: list[int] = []
+
+    async def serve_one_event(service: server.Service, ready: object = None) -> None:
+        # Stands in for uvicorn: deliver one event to whoever subscribed, then return.
+        record = await anomaly_record(service.store)
+        subscribers.append(len(service.engine.subscribers))
+        for callback in list(service.engine.subscribers):
+            await callback(EngineEvent("anomaly", "opened", record.started_ns, record))
+
+    monkeypatch.setattr(server, "serve", serve_one_event)
+    caplog.set_level("INFO", logger="bot.server")
+    settings = load_settings(db_path=tmp_path / "run.db", http_host="127.0.0.1", http_port=0)
+    await server.run_service(settings)
+    printed = capsys.readouterr()
+    assert subscribers == [1]
+    assert (printed.out + printed.err).count("checkout:pg-pool.connect") == 1
+    assert not [r for r in caplog.records if "checkout:pg-pool.connect" in r.getMessage()]

@@ -50,6 +50,8 @@ class SlackConfigError(ValueError):
 class SlackBot:
     """One bolt app plus its workers; `routes()` for HTTP mode, `start()`/`stop()` around use."""
 
+    prints_events = False  # Slack is not the terminal: the service still logs each event
+
     def __init__(self, settings: Settings, app: AsyncApp, deps: SlackDeps) -> None:
         self.settings, self.app, self.deps = settings, app, deps
         self._handler = AsyncSlackRequestHandler(app)
@@ -131,10 +133,9 @@ def _parts(settings: Settings, deps: BotDeps) -> SlackDeps:
     metrics = SlackMetrics.on(deps.registry)
     outbox, tasks = Outbox(store), BackgroundTasks()
     charts = ChartUploader(store, outbox, client, tasks, metrics, clock=clock)
-    notifier = AlertNotifier(store, outbox, settings.slack_channel, metrics,
-                             rate_cap=ChannelRateCap(settings.slack_alert_rate_cap,
-                                                      settings.slack_alert_rate_window_s), charts=charts,
-                             trace_url_template=settings.trace_ui_url, clock=clock)
+    rate_cap = ChannelRateCap(settings.slack_alert_rate_cap, settings.slack_alert_rate_window_s)
+    notifier = AlertNotifier(store, outbox, settings.slack_channel, metrics, rate_cap=rate_cap,
+                             charts=charts, trace_url_template=settings.trace_ui_url, clock=clock)
     desk = FeedbackDesk(store, notifier, metrics, clock=clock, reactions=ReactionMap(
         tuple(r.strip(":") for r in settings.slack_false_positive_reactions),
         tuple(r.strip(":") for r in settings.slack_confirmed_reactions)))

@@ -25,12 +25,18 @@ log = logging.getLogger(__name__)
 
 
 class AlertChannel(Protocol):
+    # True when the channel itself prints every detection event (the terminal): the
+    # service then adds no log line of its own, so each event shows once.
+    prints_events: bool
+
     def routes(self) -> list[Route]: ...
     async def stop(self) -> None: ...
 
 
 class TerminalAlerts:
     """The terminal channel with its input loop (only when stdin is a terminal)."""
+
+    prints_events = True
 
     def __init__(self, channel: TerminalChannel, read_input: bool) -> None:
         self.channel = channel
