@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         None, description="PromQL for requests per second; unset = built-in template")
     promql_p99_ms: str | None = Field(
         None, description="PromQL for p99 latency in ms; unset = built-in template")
+    metrics_queries: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="PromQL polled into the detector, ';'-separated; 'name=' prefix names a "
+        "query's series; empty = no metric polling")
+    metrics_poll_interval_s: float = Field(30.0, gt=0, description="seconds between metric polls")
+    metrics_backfill_s: float = Field(
+        86400.0, ge=0, description="history fetched on the first poll of a new store")
+    metrics_delay_s: float = Field(
+        30.0, ge=0, description="evaluate PromQL this far behind now, so the last scrape landed")
 
     # -- detection (names after `section_field` of detectors.config.DetectorConfig) --
     baseline_window_days: int = Field(30, ge=1, le=365, description="sliding window of the baselines")
@@ -164,6 +173,12 @@ class Settings(BaseSettings):
     def _split_admins(cls, v: Any) -> Any:
         return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
 
+    @field_validator("metrics_queries", mode="before")
+    @classmethod
+    def _split_queries(cls, v: Any) -> Any:
+        # PromQL uses commas (`sum by (a, b)`), so a list in one variable is ';'-separated
+        return [q.strip() for q in v.split(";") if q.strip()] if isinstance(v, str) else v
+
     @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret",
                      "openai_api_key", mode="before")
     @classmethod
@@ -193,6 +208,14 @@ class Settings(BaseSettings):
         sections = ("baseline_", "scoring_", "severity_", "level_shift_", "lifecycle_", "grouping_")
         flat = {k: v for k, v in self.model_dump().items() if k.startswith(sections)}
         return DetectorConfig.from_flat(flat)
+
+    @model_validator(mode="after")
+    def _metric_queries_need_prometheus(self) -> Settings:
+        if self.metrics_queries and not self.prometheus_url:
+            raise ValueError("metrics_queries is set but prometheus_url is not: set "
+                             "OPSBOT_PROMETHEUS_URL (e.g. http://prometheus:9090) or clear "
+                             "OPSBOT_METRICS_QUERIES")
+        return self
 
     @field_validator("slack_api_base_url")
     @classmethod
