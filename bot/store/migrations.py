@@ -204,5 +204,43 @@ CREATE TABLE detector_state (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# v4: metric series baselines, written by the detection engine (their only writer).
+# `metric_aggregates`: per series, UTC day and hour, a folded `MetricAggregate` in its
+# own terms (count, mean and M2 of the transformed value, which merge exactly with
+# Chan's formulas; raw min/max; sparse signed-log histogram). Not `aggregates`: its
+# sum/sumsq columns lose the spread of a high, stable gauge, it has no transform,
+# and its readers decode every row as latency. `metric_state`: per series, where its
+# detector stands (clock hour and the raw values of that hour not folded yet, first
+# sample, level-shift anchor, newest sample time so a re-fed sample is skipped) and
+# its lifecycle and level-shift trackers, so a restart resumes with warm baselines.
+_V4 = """
+CREATE TABLE metric_aggregates (
+    series_id INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    day       INTEGER NOT NULL,                  -- days since 1970-01-01 UTC
+    hour      INTEGER NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    transform TEXT NOT NULL,                     -- 'identity' | 'log1p' | 'log'
+    count     INTEGER NOT NULL,
+    mean      REAL NOT NULL,                     -- of the transformed values
+    m2        REAL NOT NULL,                     -- squared deviations from mean, summed
+    min       REAL NOT NULL,                     -- raw values
+    max       REAL NOT NULL,
+    hist      BLOB NOT NULL,                     -- sparse signed-log histogram of raw values
+    PRIMARY KEY (series_id, day, hour)
+) WITHOUT ROWID;
+
+CREATE TABLE metric_state (
+    series_id      INTEGER PRIMARY KEY REFERENCES series(id) ON DELETE CASCADE,
+    transform      TEXT NOT NULL,
+    first_seen_ns  INTEGER,
+    anchor_ns      INTEGER,
+    last_sample_ns INTEGER NOT NULL,
+    clock_hour     INTEGER,                      -- hours since the epoch
+    pending        BLOB,                         -- little-endian float64 values of clock_hour
+    tracker        TEXT,                         -- JSON of the AnomalyTracker
+    shift          TEXT,                         -- JSON of the LevelShiftTracker
+    updated_ns     INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)

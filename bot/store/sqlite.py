@@ -29,6 +29,7 @@ from bot.store.base import (
 )
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.detection_state import DetectionStateMixin
+from bot.store.metric_records import MetricRecordsMixin
 from bot.store.records import RecordsMixin
 from bot.store.slack_records import SlackRecordsMixin
 from detectors.aggregate import LatencyAggregate
@@ -36,7 +37,7 @@ from detectors.aggregate import LatencyAggregate
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin):
+class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRecordsMixin):
     """The embedded store: one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
