@@ -50,13 +50,13 @@ def find_numbers(text: str, *, skip_list_markers: bool = False) -> list[Number]:
 
 
 def _close(answer: Number, evidence: float) -> bool:
-    tolerance = 0.5 * 10 ** (-answer.decimals) + 1e-9 * max(1.0, abs(evidence))
-    return abs(answer.value - evidence) <= tolerance
+    tolerance = 0.5 * 10.0 ** (-answer.decimals) + 1e-9 * max(1.0, abs(evidence))
+    return bool(abs(answer.value - evidence) <= tolerance)
 
 
 def matches_any(answer: Number, evidence: Iterable[float]) -> bool:
     """Whether `answer` equals some evidence value within its own rounding, in any unit scale."""
-    return any(_close(answer, e * s) for e in evidence for s in _SCALES)
+    return bool(any(_close(answer, e * s) for e in evidence for s in _SCALES))
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:

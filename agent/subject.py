@@ -8,7 +8,7 @@ and then only to pick from a closed list of known keys.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 __all__ = ["Intent", "Subject", "intent_of", "resolve_subject", "time_shift_ns"]
 
@@ -96,15 +96,20 @@ def resolve_subject(question: str, ask: dict[str, Any], keys: list[str], now_ns:
     base = Subject(anomaly_id=ask.get("anomaly_id"), incident_id=ask.get("incident_id"),
                    at_ns=at, window="1h")
     if key:
-        return Subject(base, key=key, service=key.split(":", 1)[0], source="question")
+        return _with(base, key=key, service=key.split(":", 1)[0], source="question")
     if ask.get("anomaly_key"):
         k = str(ask["anomaly_key"])
-        return Subject(base, key=k, service=k.split(":", 1)[0], source="thread")
+        return _with(base, key=k, service=k.split(":", 1)[0], source="thread")
     service = _named_service(question, keys)
     if service:
-        return Subject(base, key=None, service=service, source="question")
+        return _with(base, key=None, service=service, source="question")
     if previous and (previous.get("key") or previous.get("service")):
-        return Subject(previous, at_ns=at, source="memory")
+        return _with(previous, at_ns=at, source="memory")
     if base.get("anomaly_id") is not None or base.get("incident_id") is not None:
-        return Subject(base, key=None, service=None, source="thread")
+        return _with(base, key=None, service=None, source="thread")
     return None
+
+
+def _with(subject: Subject, **changes: Any) -> Subject:
+    merged: dict[str, Any] = {**subject, **changes}
+    return cast(Subject, merged)

@@ -12,6 +12,7 @@ prefix of consecutive prompts, so prompts put their fixed rules first.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -84,10 +85,12 @@ class LlamaRunner:
         return fmt
 
     def complete(self, messages: list[dict[str, str]], **params: Any) -> dict[str, Any]:
-        return self.llm.create_chat_completion(messages=messages, **params)  # type: ignore[no-any-return]
+        llm: Any = self.llm  # llama_cpp's TypedDict message types: ours are plain role dicts
+        return llm.create_chat_completion(messages=messages, **params)  # type: ignore[no-any-return]
 
     def stream(self, messages: list[dict[str, str]], **params: Any) -> Iterator[dict[str, Any]]:
-        return self.llm.create_chat_completion(messages=messages, stream=True, **params)  # type: ignore[no-any-return]
+        llm: Any = self.llm
+        return llm.create_chat_completion(messages=messages, stream=True, **params)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -96,7 +99,8 @@ def _model_params(extra_buffers: bool) -> Iterator[None]:
     Loads happen under _RUNNERS_LOCK, so no other load sees the patched defaults."""
     import llama_cpp.llama as llama_module
 
-    original = llama_module.llama_cpp.llama_model_default_params
+    low: Any = llama_module.llama_cpp  # type: ignore[attr-defined]
+    original = low.llama_model_default_params
 
     def params() -> Any:
         p = original()
@@ -104,11 +108,23 @@ def _model_params(extra_buffers: bool) -> Iterator[None]:
         return p
 
     if not extra_buffers:
-        llama_module.llama_cpp.llama_model_default_params = params
+        low.llama_model_default_params = params
     try:
         yield
     finally:
-        llama_module.llama_cpp.llama_model_default_params = original
+        low.llama_model_default_params = original
+
+
+def _close_all() -> None:
+    """Free models before interpreter shutdown tears down llama_cpp's module globals
+    (otherwise Llama.__del__ raises 'NoneType is not callable' at exit)."""
+    with _RUNNERS_LOCK:
+        for runner in _RUNNERS.values():
+            runner.llm.close()
+        _RUNNERS.clear()
+
+
+atexit.register(_close_all)
 
 
 def runner_for(path: Path, lora_path: Path | None = None, n_ctx: int = 4096,
@@ -156,7 +172,7 @@ class LlamaCppChatModel(BaseChatModel):
 
     def _result(self, raw: dict[str, Any]) -> ChatResult:
         text = raw["choices"][0]["message"].get("content") or ""
-        msg = AIMessage(content=text, usage_metadata=usage(raw.get("usage")),  # type: ignore[arg-type]
+        msg = AIMessage(content=text, usage_metadata=usage(raw.get("usage")),
                         response_metadata={"finish_reason": raw["choices"][0].get(
                             "finish_reason"), "model": str(self.runner.path.name)})
         return ChatResult(generations=[ChatGeneration(message=msg)])

@@ -77,7 +77,7 @@ class OpenAICompatChatModel(BaseChatModel):
         except (KeyError, IndexError, TypeError) as exc:
             raise ModelServerError(f"{self._url} answered without choices[0].message: "
                                    f"{str(raw)[:200]}") from exc
-        msg = AIMessage(content=text, usage_metadata=usage(raw.get("usage")),  # type: ignore[arg-type]
+        msg = AIMessage(content=text, usage_metadata=usage(raw.get("usage")),
                         response_metadata={"finish_reason": choice.get("finish_reason"),
                                            "model": raw.get("model", self.model)})
         return ChatResult(generations=[ChatGeneration(message=msg)])

@@ -45,8 +45,8 @@ class ReplayTool:
 
     def __init__(self, name: str, recorded: dict[str, Any] | None, log: list[dict[str, Any]]
                  ) -> None:
-        self.name = name  # type: ignore[misc]
-        self.Args = ARGS[name]  # type: ignore[misc]
+        self.name = name
+        self.Args = ARGS[name]
         self._recorded = recorded
         self._log = log
 

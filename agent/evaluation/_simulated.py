@@ -169,7 +169,8 @@ def _breakdown(window: SpanColumns, history: SpanColumns, row: int,
     """The slow span's call tree below it, each span with its share and its own baseline p99."""
     total = float(_ms(window.duration_ns[[row]])[0])
     key = str(window.table.keys[window.key_idx[row]])
-    children, parts = [], []
+    children: list[dict[str, Any]] = []
+    parts: list[str] = []
     for k, depth in _descendants(window, row):
         ckey = str(window.table.keys[window.key_idx[k]])
         dur = float(_ms(window.duration_ns[[k]])[0])
