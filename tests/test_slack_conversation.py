@@ -87,3 +87,27 @@ async def test_without_agent_the_reply_says_so(tmp_path: Path, standin: SlackSta
         await h.settle()
     [reply] = standin.posted()
     assert reply["text"] == AGENT_UNAVAILABLE and reply["thread_ts"] == "1700000700.000100"
+
+
+async def test_thread_questions_without_a_question_mark(tmp_path: Path,
+                                                        standin: SlackStandIn) -> None:
+    """A question word first, or an @-mention of the bot, asks; other replies are history."""
+    agent = FakeAgent()
+    async with running_bot(tmp_path / "q.db", standin, agent=agent) as h:
+        await h.bot.notifier.on_event("opened", await anomaly_record(h.store))
+        await h.settle()
+        alert_ts = standin.posted()[0]["ts"]
+        for i, text in enumerate(["thanks, looking", "why is it slow", "Is the pool exhausted"]):
+            await h.send_event(_message(text, f"1700000800.00010{i}", alert_ts),
+                               base="test_message__message_body")
+        # Slack sends a mention in a thread twice: as a message and as app_mention
+        mention = _message("<@U0OPSBOT> check the db pool", "1700000801.000100", alert_ts)
+        await h.send_event(mention, base="test_message__message_body")
+        await h.send_event({**mention, "type": "app_mention"})
+        await h.settle()
+    assert sorted(agent.questions) == ["Is the pool exhausted", "check the db pool",
+                                       "why is it slow"]
+    contexts = dict(zip(agent.questions, agent.contexts, strict=True))
+    assert contexts["why is it slow"].history[0] == (USER, "thanks, looking")
+    answers = [m for m in standin.posted() if m.get("thread_ts") == alert_ts]
+    assert len(answers) == 3 and all(m["text"].startswith("The p99") for m in answers)

@@ -1,4 +1,5 @@
-"""Pure parts of the bot: /opsbot parsing, the storm rate cap, thread history, chart data."""
+"""Pure parts of the bot: /opsbot parsing, the storm rate cap, thread history, chart data,
+which thread replies are questions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from bot.slack.chart import HOUR_NS, chart_data, render_png
+from bot.slack.conversation import asks_question
 from bot.slack.slash import SlashCommand, SlashUsageError, parse_duration, parse_slash
 from bot.slack.storm import ChannelRateCap
 from bot.slack.threads import ThreadHistory
@@ -115,3 +117,15 @@ def test_chart_without_history_has_no_data() -> None:
                            series_id=1)
     data = chart_data([], record, 1_710_252_000 * S)
     assert not data.has_data and all(math.isnan(v) for v in data.band_low)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("why is it slow", True), ("What changed at 14:00", True), ("how come", True),
+    ("when did it start", True), ("is the pool full", True), ("Are we paging?", True),
+    ("can you check the db", True), ("which pod", True), ("who deployed", True),
+    ("did it recover?", True), ("<@U0OPSBOT> check the db pool", True),
+    ("<@U0OPSBOT|opsbot> check the db pool", True), ("<@UOTHER> why", True),
+    ("thanks, looking", False), ("we deployed at 14:00", False), ("howdy all", False),
+    ("this is fine", False), ("<@UOTHER> check the db pool", False), ("", False)])
+def test_thread_reply_asks_a_question(text: str, expected: bool) -> None:
+    assert asks_question(text, "U0OPSBOT") is expected

@@ -1,7 +1,8 @@
 """Events API: mentions, thread replies and DMs become questions; reactions become feedback.
 
-A message in the thread of an opsbot alert is a question when it asks one ("?"); other
-thread replies are remembered as the thread's history for later questions.
+A message in the thread of an opsbot alert is a question when it asks one: a "?", a
+question word first ("why is it slow"), or an @-mention of the bot (answered through its
+app_mention event); other thread replies are remembered as history for later questions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.slack.conversation import Question
+from bot.slack.conversation import Question, asks_question, mentions_bot
 from bot.slack.deps import SlackDeps
 
 __all__ = ["register"]
@@ -51,11 +52,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if q.thread_ts is None:
             return
         bot = context.bot_user_id
-        if bot and f"<@{bot}>" in str(event.get("text") or ""):
-            return  # the app_mention event for the same message answers it
+        if mentions_bot(str(event.get("text") or ""), bot):
+            return  # a question; the app_mention event for the same message answers it
         if await deps.store.slack_message_at(q.channel, q.thread_ts) is None:
             return  # not an opsbot thread
-        if "?" in q.text:
+        if asks_question(q.text, bot):
             ask(q)
         else:
             deps.conversations.remember(q.channel, q.thread_ts, q.user_id, q.text)

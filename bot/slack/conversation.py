@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +22,34 @@ from bot.slack.outbox import Outbox
 from bot.slack.threads import ThreadHistory
 from bot.store import SqliteStore
 
-__all__ = ["PLACEHOLDER", "Conversations", "Question"]
+__all__ = ["PLACEHOLDER", "QUESTION_WORDS", "Conversations", "Question", "asks_question",
+           "mentions_bot"]
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = ":hourglass_flowing_sand: Looking at traces and metrics..."
 BOT = "opsbot"
+# A thread reply that starts with one of these asks something even without a "?"
+# (people type "why is it slow" and expect an answer).
+QUESTION_WORDS = frozenset({"why", "what", "how", "when", "where", "is", "are", "can", "which",
+                            "who"})
+_MENTION = re.compile(r"<@[UWB][A-Z0-9]+(?:\|[^>]*)?>")
+_FIRST_WORD = re.compile(r"[a-z]+")
+
+
+def mentions_bot(text: str, bot_user_id: str | None) -> bool:
+    """Whether `text` @-mentions the bot (`<@U..>` or `<@U..|name>`)."""
+    return bool(bot_user_id) and (f"<@{bot_user_id}>" in text or f"<@{bot_user_id}|" in text)
+
+
+def asks_question(text: str, bot_user_id: str | None = None) -> bool:
+    """Whether a reply in an alert's thread is a question for the bot: it has a "?",
+    @-mentions the bot, or starts with a question word; anything else is conversation
+    the bot only remembers."""
+    if "?" in text or mentions_bot(text, bot_user_id):
+        return True
+    first = _FIRST_WORD.match(_MENTION.sub("", text).strip().lower())
+    return first is not None and first.group() in QUESTION_WORDS
 
 
 @dataclass(frozen=True, slots=True)
