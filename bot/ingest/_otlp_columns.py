@@ -20,9 +20,10 @@ from bot.ingest._otlp_schema import SpanCols
 __all__ = ["SpanBytes", "error_rows", "status_code", "trusted_ids"]
 
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
-_TAGS = ((0, 0x0A), (1, 0x10), (18, 0x12), (19, 0x08))  # (offset in the span, byte)
-_ERROR_TAIL = (0x18, 0x02)  # Status.code = 2: the span's last field...
-_FLAGS_TAG = (0x85, 0x01)  # ...unless Span.flags (field 16, fixed32: tag + 4 bytes) follows it
+_TRACE_ID_TAG = 0x100A  # bytes 0a 10 read little-endian: field 1, 16 bytes
+_SPAN_ID_TAG = 0x0812  # 12 08 at offset 18: field 2, 8 bytes
+_ERROR_TAIL = 0x0218  # 18 02, Status.code = 2: the span's last field...
+_FLAGS_TAG = 0x0185  # ...unless Span.flags (field 16, fixed32: 85 01 + 4 bytes) follows it
 _ERROR = 2
 
 
@@ -61,24 +62,25 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
     if not (len(cols.trace_id) == len(cols.span_id) == len(cols.name)
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
         return None
-    starts, buf = spans.starts, spans.buf
+    starts = spans.starts
     if int((spans.ends - starts).min()) < _HEAD:
         return None
-    if not all((buf[starts + at] == tag).all() for at, tag in _TAGS):
-        return None
     words = spans.words()
+    if not (((words[starts] & 0xFFFF) == _TRACE_ID_TAG) & ((words[starts + 18] & 0xFFFF)
+                                                           == _SPAN_ID_TAG)).all():
+        return None
     ids = np.empty((n, 2), "<u8")
     ids[:, 0], ids[:, 1] = words[starts + 2], words[starts + 10]
     span_ids = words[starts + 20]
     if not ((ids[:, 0] | ids[:, 1]).all() and span_ids.all()):  # all-zero ids
         return None
-    kinds, codes = np.array(cols.kind, np.int64), np.array(cols.status.code, np.int64)
-    if (kinds.size and not 0 <= kinds.min() <= kinds.max() <= 5) or (
-            codes.size and not 0 <= codes.min() <= codes.max() <= 2):
+    # kind 0..5 and status code 0..2; negative int32 values read as huge unsigned ones
+    if ((np.array(cols.kind, np.int32).view(np.uint32) > 5).any()
+            or (np.array(cols.status.code, np.int32).view(np.uint32) > 2).any()):
         return None
     if not set(map(len, cols.parent_span_id)) <= {8}:
         return None
-    return ids.view(np.uint8), span_ids.astype("<u8").view(np.uint8).reshape(n, 8)
+    return ids.view(np.uint8), span_ids.view(np.uint8).reshape(n, 8)
 
 
 def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
@@ -92,11 +94,11 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     error = np.zeros(n, np.bool_)
     if not expected:
         return error
-    buf, ends = spans.buf, spans.ends.copy()
-    has_flags = (buf[ends - 6] == _FLAGS_TAG[0]) & (buf[ends - 5] == _FLAGS_TAG[1])
-    ends -= 6 * has_flags
-    tail = (buf[ends - 2] == _ERROR_TAIL[0]) & (buf[ends - 1] == _ERROR_TAIL[1])
-    for i in np.flatnonzero(tail).tolist():
+    words, ends = spans.words(), spans.ends
+    last = words[ends - 8]  # a span's last 8 bytes, little-endian
+    has_flags = ((last >> 16) & 0xFFFF) == _FLAGS_TAG  # 85 01 + 4 bytes of flags
+    tail = np.where(has_flags, words[ends - 14], last) >> 48  # the 2 bytes before flags
+    for i in np.flatnonzero(tail == _ERROR_TAIL).tolist():
         error[i] = status_code(spans.raw(i)) == _ERROR
     if int(np.count_nonzero(error)) != expected:
         error = np.fromiter((status_code(spans.raw(i)) == _ERROR for i in range(n)), np.bool_, n)

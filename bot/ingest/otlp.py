@@ -151,20 +151,25 @@ def _key_codes(scopes: list[ScopeInfo], counts: list[int],
                names: list[str]) -> tuple[list[str], np.ndarray]:
     """Distinct `bot.spans.span_key`s in order of first appearance, and each row's index.
 
-    Inlined and per distinct name rather than per row: this runs for every span.
+    Per row only C-level calls run: each scope's rows map to the row where their name
+    first appears (`dict.setdefault`), then one numpy lookup turns those into key codes.
     """
     index: dict[str, int] = {}
-    codes: list[int] = []
-    first = 0
+    first_rows: list[int] = []
+    first_codes: list[int] = []
+    firsts: list[int] = []
+    row = 0
     for scope, count in zip(scopes, counts, strict=True):
-        rows = names[first : first + count]
-        first += count
+        seen: dict[str, int] = {}
+        firsts += map(seen.setdefault, names[row : row + count], range(row, row + count))
         prefix = scope.service + ":"
-        local = dict.fromkeys(rows, 0)
-        for name in local:
-            local[name] = index.setdefault(prefix + name[:MAX_NAME_CHARS], len(index))
-        codes += map(local.__getitem__, rows)
-    return list(index), np.array(codes, np.int64)
+        for name, first in seen.items():
+            first_rows.append(first)
+            first_codes.append(index.setdefault(prefix + name[:MAX_NAME_CHARS], len(index)))
+        row += count
+    code_of_first = np.zeros(row, np.int64)
+    code_of_first[first_rows] = first_codes
+    return list(index), code_of_first[np.array(firsts, np.int64)]
 
 
 def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
@@ -236,6 +241,9 @@ def _check_times(start: np.ndarray, duration: np.ndarray,
                  rejects: RejectCounter) -> np.ndarray | None:
     """Mask of rows with sane times, None when all are; the others are counted by reason."""
     end = start + duration
+    if (start.min(initial=1) > 0 and end.min(initial=1) > 0 and duration.min(initial=0) >= 0
+            and duration.max(initial=0) <= MAX_DURATION_NS):
+        return None  # the usual case, in four passes
     checks = (
         ((start == 0) | (end == 0), RejectReason.MISSING_FIELD, "start or end time is 0 (unset)"),
         ((start < 0) | (end < 0), RejectReason.BAD_TIMESTAMP, "time beyond 2262 (>= 2**63 ns)"),
