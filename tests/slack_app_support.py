@@ -134,8 +134,12 @@ class SlackHarness:
         return await self.post(body, "application/x-www-form-urlencoded")
 
     async def settle(self, timeout_s: float = 10.0) -> None:
-        """Wait for background work and for the outbox to send everything due."""
+        """Wait for bolt's listeners, background work and for the outbox to send everything
+        due. Bolt answers Slack's request before its listener runs (in a task of its own),
+        so a request having returned does not mean its listener is done."""
         deadline = time.monotonic() + timeout_s
+        while _bolt_listeners_running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await self.bot.deps.tasks.idle(timeout_s)
         while time.monotonic() < deadline:
             async with self.store.db.execute(
@@ -145,6 +149,12 @@ class SlackHarness:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("the outbox did not drain in time")
+
+
+def _bolt_listeners_running() -> bool:
+    """Whether a listener bolt started for a request (after answering it) is still running."""
+    return any(not t.done() and "run_ack_function_asynchronously"
+               in getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks())
 
 
 def bot_settings(db: Path, standin: SlackStandIn, **overrides: Any) -> Settings:

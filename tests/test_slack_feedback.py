@@ -15,6 +15,7 @@ from tests.slack_app_support import (
     USER,
     SlackHarness,
     anomaly_record,
+    incident_record,
     running_bot,
     slack_payload,
 )
@@ -37,6 +38,9 @@ def standin(running: SlackStandIn) -> SlackStandIn:
 async def harness(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[SlackHarness]:
     async with running_bot(tmp_path / "opsbot.db", standin) as h:
         yield h
+
+
+REACTION_BODY = "test_events__valid_reaction_added_body"
 
 
 def _reaction(name: str, ts: str, user: str = USER, added: bool = True) -> dict[str, object]:
@@ -111,3 +115,35 @@ async def test_mute_button_is_for_admins(harness: SlackHarness) -> None:
     [mute] = await harness.store.active_mutes(time.time_ns())
     assert mute.target == "checkout:pg-pool.connect"
     assert f"Muted for 1 h by <@{ADMIN}>" in str(harness.standin.posted()[0]["attachments"])
+
+
+async def test_reaction_on_incident_parent_applies_to_every_member(
+        harness: SlackHarness) -> None:
+    incident = await incident_record(harness.store)
+    members = [await anomaly_record(harness.store, key, incident_id=incident.id)
+               for key in ("payments-db:query", "checkout:POST /pay")]
+    for member in members:
+        await harness.bot.notifier.on_event("opened", member, incident)
+    other = await anomaly_record(harness.store, "search:GET /q")  # not in the incident
+    await harness.bot.notifier.on_event("opened", other)
+    await harness.settle()
+    parent_ts = next(m["ts"] for m in harness.standin.posted() if "incident" in m["text"])
+    ids = [m.id for m in members]
+
+    await harness.send_event(_reaction("x", parent_ts), base=REACTION_BODY)
+    await harness.settle()
+    feedback = await harness.store.feedback_for([*ids, other.id])
+    assert [(f.verdict, f.user_id, f.source) for i in ids for f in feedback[i]] == [
+        ("false_positive", USER, "reaction")] * 2
+    assert feedback[other.id] == []
+    posted = {m["ts"]: m for m in harness.standin.posted()}
+    in_thread = [m for m in posted.values() if m.get("thread_ts") == parent_ts]
+    assert len(in_thread) == 2 and all(
+        f"Marked false positive by <@{USER}>" in str(m["attachments"]) for m in in_thread)
+    assert f"Marked false positive by <@{USER}>" in str(posted[parent_ts]["attachments"])
+
+    await harness.send_event(_reaction("x", parent_ts, added=False), base=REACTION_BODY)
+    await harness.settle()
+    assert all(v == [] for v in (await harness.store.feedback_for(ids)).values())
+    shown = str(harness.standin.posted()[0]["attachments"])
+    assert "Marked false positive" not in shown

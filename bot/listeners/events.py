@@ -75,12 +75,9 @@ async def _reaction(deps: SlackDeps, event: dict[str, Any], added: bool) -> None
     verdict = deps.desk.reactions.verdict(str(event.get("reaction", "")))
     if verdict is None or item.get("type") != "message":
         return
-    anomaly_id = await deps.desk.anomaly_at(str(item.get("channel")), str(item.get("ts")))
-    if anomaly_id is None:
-        return  # a reaction on some other message
-    user = str(event.get("user", ""))
-    if added:
-        work = deps.desk.record(anomaly_id, verdict, user, "reaction")
-    else:
-        work = deps.desk.withdraw(anomaly_id, verdict, user)
-    deps.tasks.spawn(work, f"reaction {anomaly_id}")
+    # an alert's anomaly, or every member of an incident (reaction on its parent); [] for
+    # a reaction on some other message
+    anomaly_ids = await deps.desk.anomalies_at(str(item.get("channel")), str(item.get("ts")))
+    if anomaly_ids:
+        deps.tasks.spawn(deps.desk.react(anomaly_ids, verdict, str(event.get("user", "")), added),
+                         f"reaction {item.get('ts')}")

@@ -123,6 +123,7 @@ class IncidentView:
     state: Literal["open", "resolved"] = "open"
     origin_service: str | None = None
     origin_key: str | None = None
+    feedback: Sequence[FeedbackNote] = field(default_factory=tuple)  # held by every member
 
 
 def hour_of_week_label(at: datetime) -> str:
@@ -192,6 +193,7 @@ def incident_message(view: IncidentView) -> Message:
         *([_section(f"Most likely origin: *{_escape(origin)}*")] if origin else []),
         *([_section("\n".join(lines))] if lines else []),
         *([_context(f"and {len(ranked) - 10} more in the thread")] if len(ranked) > 10 else []),
+        *([_context(line)] if (line := _feedback_line(view.feedback)) else []),
         _context(_incident_state(view)),
     ]
     return Message(

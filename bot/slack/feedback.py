@@ -4,7 +4,7 @@ alert message re-rendered to show who said what ("Marked false positive by @mari
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.slack.metrics import SlackMetrics
@@ -42,10 +42,18 @@ class FeedbackDesk:
         self.store, self.notifier, self.metrics = store, notifier, metrics
         self.reactions, self.clock = reactions or ReactionMap(), clock
 
-    async def anomaly_at(self, channel: str, ts: str) -> int | None:
-        """The anomaly whose alert message is at (channel, ts), if it is one."""
+    async def anomalies_at(self, channel: str, ts: str) -> list[int]:
+        """The anomalies a reaction on the message at (channel, ts) speaks about: the alert's
+        one, or every member of an incident (a verdict on the parent is about the whole
+        incident, so each member records it); [] for any other message."""
         ref = await self.store.slack_message_at(channel, ts)
-        return ref.anomaly_id if ref is not None and ref.kind == "alert" else None
+        if ref is None:
+            return []
+        if ref.kind == "alert" and ref.anomaly_id is not None:
+            return [ref.anomaly_id]
+        if ref.kind == "incident" and ref.incident_id is not None:
+            return [m.id for m in await self.store.list_anomalies(incident_id=ref.incident_id)]
+        return []
 
     async def record(self, anomaly_id: int, verdict: Verdict, user_id: str, source: str) -> None:
         await self.store.add_feedback(anomaly_id, verdict, user_id, source, self.clock())
@@ -56,6 +64,16 @@ class FeedbackDesk:
         if await self.store.withdraw_feedback(anomaly_id, verdict, user_id, self.clock()):
             self.metrics.feedback.labels(f"withdrawn_{verdict}", "reaction").inc()
             await self.notifier.refresh(anomaly_id)
+
+    async def react(self, anomaly_ids: Sequence[int], verdict: Verdict, user_id: str,
+                    added: bool) -> None:
+        """A reaction added or removed on a message about `anomaly_ids`, one after another
+        (so the incident parent, re-rendered after each, ends showing all of them)."""
+        for anomaly_id in anomaly_ids:
+            if added:
+                await self.record(anomaly_id, verdict, user_id, "reaction")
+            else:
+                await self.withdraw(anomaly_id, verdict, user_id)
 
     async def acknowledge(self, anomaly_id: int, user_id: str) -> None:
         if await self.store.acknowledge(anomaly_id, user_id, self.clock()):

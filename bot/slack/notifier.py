@@ -20,7 +20,7 @@ from bot.slack.charts import ChartUploader
 from bot.slack.metrics import SlackMetrics
 from bot.slack.outbox import Outbox
 from bot.slack.storm import ChannelRateCap
-from bot.slack.views import alert_view, feedback_notes, incident_view
+from bot.slack.views import alert_view, feedback_notes, incident_notes, incident_view
 from bot.store import AnomalyRecord, IncidentRecord, SqliteStore
 
 __all__ = ["AlertNotifier", "AlertSink", "EventKind", "alert_key", "incident_key"]
@@ -81,13 +81,18 @@ class AlertNotifier:
         """Subscriber for bot.detection's EngineEvent (kind, anomaly, incident)."""
         await self.on_event(event.kind, event.anomaly, event.incident)
 
-    async def refresh(self, anomaly_id: int) -> bool:
-        """Re-render an anomaly's message (after feedback); False when it has none."""
+    async def refresh(self, anomaly_id: int, *, parent: bool = True) -> bool:
+        """Re-render an anomaly's message (after feedback), and with `parent` its incident's
+        parent message (which shows verdicts all members share); False when it has none."""
         anomaly = await self.store.get_anomaly(anomaly_id)
-        if anomaly is None or await self.outbox.entry(alert_key(anomaly)) is None:
+        if anomaly is None:
             return False
         incident = (await self.store.get_incident(anomaly.incident_id)
                     if anomaly.incident_id is not None else None)
+        if parent and incident is not None:
+            await self._refresh_incident(incident)
+        if await self.outbox.entry(alert_key(anomaly)) is None:
+            return False
         await self._update(alert_key(anomaly), await self._alert(anomaly, incident))
         return True
 
@@ -162,4 +167,5 @@ class AlertNotifier:
 
     async def _incident(self, incident: IncidentRecord) -> Message:
         members = await self.store.list_anomalies(incident_id=incident.id)
-        return incident_message(incident_view(incident, members, self.clock()))
+        notes = incident_notes(await self.store.feedback_for([m.id for m in members]))
+        return incident_message(incident_view(incident, members, self.clock(), notes))

@@ -18,10 +18,16 @@ from bot.slack.blocks import (
     ServiceMetrics,
     hour_of_week_label,
 )
-from bot.store.records import AnomalyRecord, FeedbackRecord, IncidentRecord, MuteRecord
+from bot.store.records import (
+    AnomalyRecord,
+    FeedbackRecord,
+    IncidentRecord,
+    MuteRecord,
+    Verdict,
+)
 from bot.store.slack_records import AckRecord
 
-__all__ = ["alert_view", "feedback_notes", "incident_view"]
+__all__ = ["alert_view", "feedback_notes", "incident_notes", "incident_view"]
 
 
 def _dt(ns: int) -> datetime:
@@ -80,8 +86,22 @@ def alert_view(a: AnomalyRecord, incident: IncidentRecord | None, notes: Sequenc
     )
 
 
+def incident_notes(feedback: dict[int, list[FeedbackRecord]]) -> list[FeedbackNote]:
+    """Verdicts every member holds (a reaction on the parent gives each member one), oldest
+    first: the parent shows them; a verdict on one member shows on that member only."""
+    held: list[dict[tuple[Verdict, str], int]] = [
+        {(f.verdict, f.user_id): f.created_ns for f in records if f.withdrawn_ns is None}
+        for records in feedback.values()]
+    if not held:
+        return []
+    common = set.intersection(*(set(h) for h in held))
+    first = {note: min(h[note] for h in held) for note in common}
+    ordered = sorted(common, key=lambda n: (first[n], n))
+    return [FeedbackNote(verdict, user) for verdict, user in ordered]
+
+
 def incident_view(incident: IncidentRecord, members: Sequence[AnomalyRecord],
-                  now_ns: int) -> IncidentView:
+                  now_ns: int, notes: Sequence[FeedbackNote] = ()) -> IncidentView:
     severities = [m.peak_severity for m in members] or [incident.peak_severity or 5]
     updated = max([m.updated_ns for m in members] + [incident.ended_ns or 0, incident.started_ns])
     return IncidentView(
@@ -89,4 +109,4 @@ def incident_view(incident: IncidentRecord, members: Sequence[AnomalyRecord],
         started=_dt(incident.started_ns), updated=_dt(min(updated, max(now_ns, updated))),
         members=[IncidentMember(m.key, m.peak_severity, m.state) for m in members],
         state=incident.state, origin_service=incident.origin_service,
-        origin_key=incident.origin_key)
+        origin_key=incident.origin_key, feedback=tuple(notes))
