@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from bot.detection import _metric_persist
 from bot.detection.events import EngineEvent, EventKind
 from bot.detection.incident_book import IncidentBook, IncidentChange
 from bot.store.detection_state import ScoreHistRow
@@ -70,6 +71,7 @@ async def load(engine: DetectionEngine) -> None:
             engine.thresholds[engine.key_index[names[sid]]] = SeverityThresholds.from_dict(data)
     if saved is not None and saved.pending:
         _restore_pending(engine, saved.pending, state.get("keys", []))
+    await _metric_persist.load(engine)
 
 
 def _restore_trackers(engine: DetectionEngine, state: dict[str, Any]) -> None:
@@ -125,6 +127,7 @@ async def save_state(engine: DetectionEngine) -> None:
                      n, hist, elig)
         for (k, h), (n, hist, elig) in acc.items()
     ]
+    await _metric_persist.save(engine, engine.wall_clock())  # metric series: own transaction
     await engine.store.save_detection_step(rows, STATE_NAME, _state(engine), pending_blob(engine),
                                            engine.wall_clock())
 

@@ -356,6 +356,7 @@ class DetectionEngine:
         self.last_recalc_day = day
         n = await self.recalc(now_ns)
         await self.store.prune_score_hist(day - self.config.baseline.window_days - 1)
+        await self.store.prune_metric_aggregates(day - self.config.baseline.window_days - 1)
         await _persist.save_state(self)
         log.info("nightly recalculation: thresholds of %d keys", n)
 

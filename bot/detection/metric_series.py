@@ -5,12 +5,14 @@ same bucket fallback and guards as spans, transform chosen from the metric name)
 and its own `AnomalyTracker` and `LevelShiftTracker`: a sample is scored on the
 baseline of the hours before it, decided with the metric direction and minimum
 deviation, then learnt. A sample is its own window (the scrape step); thresholds
-are the severity floors. Kept in memory only: after a restart the series warm
-up again (persisting them needs metric aggregates in the store).
+are the severity floors. `snapshots` hands the store what changed since the last
+save (folded hours, the unfolded values of the current hour, trackers) and
+`restore` puts a series back exactly there, so a restart resumes warm.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,15 +20,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from detectors.buckets import HOUR_NS
 from detectors.config import DetectorConfig
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
 from detectors.metric_aggregate import MetricAggregate
-from detectors.series import SeriesDetector, metric_detector
+from detectors.series import SeriesDetector
 from detectors.severity import badness, compute_thresholds, deviation_ok
-from detectors.transforms import transform_for_metric
+from detectors.transforms import Transform, transform_for_metric
 
-__all__ = ["MetricPoint", "MetricSeriesDetection", "Sample", "series_name"]
+__all__ = [
+    "MetricDetector",
+    "MetricPoint",
+    "MetricSeriesDetection",
+    "Sample",
+    "SeriesSnapshot",
+    "series_name",
+]
 
 
 class Sample(Protocol):
@@ -53,8 +63,75 @@ class MetricPoint:
 
 
 def series_name(name: str, labels: Mapping[str, str]) -> str:
-    inner = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    """Prometheus' own text form, labels sorted: `cpu{pod="a-1",service="a"}`.
+
+    Values are quoted and escaped as in the exposition format, so two different
+    label sets never print the same (a value may hold ',' or '=').
+    """
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class MetricDetector(SeriesDetector[MetricAggregate]):
+    """A series detector that can say where it stands and be put back there."""
+
+    @property
+    def transform(self) -> Transform:
+        return self._empty.transform
+
+    @property
+    def clock_hour(self) -> int | None:
+        """Hour index of the newest sample time seen; hours before it are folded."""
+        return self._clock_h
+
+    def pending_values(self) -> list[float]:
+        """Raw values of the clock hour, not folded yet (no other hour is ever pending)."""
+        return [] if self._clock_h is None else list(self._pending.get(self._clock_h, []))
+
+    def folded(self, from_hour: int) -> list[tuple[int, MetricAggregate]]:
+        """Copies of the folded partials of hours >= from_hour, in hour order."""
+        return [(h, a.copy()) for h, a in sorted(self._partials.items()) if h >= from_hour]
+
+    def restore(
+        self, partials: Iterable[tuple[int, MetricAggregate]], clock_hour: int | None,
+        pending: list[float], first_seen_ns: int | None, anchor_ns: int | None,
+    ) -> None:
+        """Back to a saved position: partials outside the window or before the anchor are
+        dropped, as the running detector would have dropped them. Totals are rebuilt in
+        hour order, the order a running detector folds them."""
+        self.first_seen_ns, self.anchor_ns, self._clock_h = first_seen_ns, anchor_ns, clock_hour
+        self._partials, self._totals, self._cache, self._pending = {}, {}, None, {}
+        if clock_hour is None:
+            return
+        oldest = clock_hour - self._window_h
+        for h, agg in sorted(partials, key=lambda p: p[0]):
+            if oldest <= h < clock_hour and (anchor_ns is None or h * HOUR_NS >= anchor_ns):
+                self._partials[h] = agg.copy()
+                self._add_to_totals(h, agg)
+        if pending:
+            self._pending[clock_hour] = list(pending)
+
+
+@dataclass(slots=True)
+class SeriesSnapshot:
+    """What the store keeps of one series: changed partials, position and trackers."""
+
+    key: str
+    service: str
+    metric: str
+    transform: Transform
+    partials: list[tuple[int, MetricAggregate]]  # (hour index, aggregate), changed ones only
+    clock_hour: int | None
+    pending: list[float]
+    first_seen_ns: int | None
+    anchor_ns: int | None
+    last_sample_ns: int
+    tracker: dict[str, Any] | None
+    shift: dict[str, Any] | None
 
 
 class MetricSeriesDetection:
@@ -63,7 +140,7 @@ class MetricSeriesDetection:
     def __init__(self, config: DetectorConfig, step_s: int = 60) -> None:
         self.config = config
         self.step_s = step_s
-        self.detectors: dict[str, SeriesDetector[MetricAggregate]] = {}
+        self.detectors: dict[str, MetricDetector] = {}
         self.trackers: dict[str, AnomalyTracker] = {}
         self.shifts: dict[str, LevelShiftTracker] = {}
         self.service_of: dict[str, str] = {}
@@ -71,6 +148,11 @@ class MetricSeriesDetection:
         self.thresholds = compute_thresholds([], config.severity, config.severity.metric_direction,
                                              config.scoring.max_z)
         self.samples_scored = 0
+        self.last_sample_ns: dict[str, int] = {}
+        self.cursors: dict[str, int] = {}  # positions of the sources feeding us, saved with us
+        self.saved_cursors: dict[str, int] = {}
+        self._dirty: dict[str, int] = {}  # key -> first hour whose partial changed since a save
+        self._saved_trackers: dict[str, str] = {}  # key -> JSON of trackers at the last save
 
     def observe(self, points: Iterable[Sample]) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
@@ -83,12 +165,16 @@ class MetricSeriesDetection:
         key = series_name(p.name, p.labels)
         det = self.detectors.get(key)
         if det is None:
-            det = self.detectors[key] = metric_detector(transform_for_metric(p.name), cfg)
+            det = self._new_detector(key, transform_for_metric(p.name))
             self.service_of[key] = p.labels.get("service", p.name)
             self.metric_of[key] = p.name
         if not math.isfinite(p.value):
             return []
         t, v = p.ts_ns // (self.step_s * 10**9) * self.step_s * 10**9, float(p.value)
+        h, clock = t // HOUR_NS, det.clock_hour
+        first = h if clock is None else min(h, clock)  # this hour, or the one it folds
+        self._dirty[key] = min(self._dirty.get(key, first), first)
+        self.last_sample_ns[key] = max(self.last_sample_ns.get(key, p.ts_ns), p.ts_ns)
         z = det.score_one(t, v)
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
         if not math.isnan(z):
@@ -115,3 +201,54 @@ class MetricSeriesDetection:
 
     def tick(self, now_ns: int) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         return [(ev, {}) for tr in self.trackers.values() for ev in tr.tick(now_ns)]
+
+    # -- persistence (the IO is in bot.detection._metric_persist) --
+
+    def snapshots(self) -> list[SeriesSnapshot]:
+        """Series whose data or trackers changed since the last call, with only the partials
+        that changed; the dirty marks are cleared (call it when the save is about to run)."""
+        out: list[SeriesSnapshot] = []
+        for key in sorted(set(self._dirty) | set(self.trackers)):
+            tracker, shift = self.trackers.get(key), self.shifts.get(key)
+            t_dict = None if tracker is None else tracker.to_dict()
+            s_dict = None if shift is None else shift.to_dict()
+            mark = json.dumps([t_dict, s_dict], sort_keys=True)
+            if key not in self._dirty and self._saved_trackers.get(key) == mark:
+                continue
+            self._saved_trackers[key] = mark
+            det = self.detectors[key]
+            from_hour = self._dirty.pop(key, None)
+            out.append(SeriesSnapshot(
+                key, self.service_of[key], self.metric_of[key], det.transform,
+                det.folded(from_hour) if from_hour is not None else [], det.clock_hour,
+                det.pending_values(), det.first_seen_ns, det.anchor_ns,
+                self.last_sample_ns.get(key, 0), t_dict, s_dict))
+        return out
+
+    def remark(self, snaps: Iterable[SeriesSnapshot]) -> None:
+        """Snapshots that could not be saved: mark their series dirty again."""
+        for snap in snaps:
+            hours = [h for h, _ in snap.partials]
+            if snap.clock_hour is not None:
+                hours.append(snap.clock_hour)
+            if hours:
+                self._dirty[snap.key] = min(self._dirty.get(snap.key, min(hours)), min(hours))
+            self._saved_trackers.pop(snap.key, None)
+
+    def restore(self, snap: SeriesSnapshot) -> None:
+        """Put one series back where a snapshot (and the partials saved before it) left it."""
+        cfg, key = self.config, snap.key
+        det = self._new_detector(key, snap.transform)
+        det.restore(snap.partials, snap.clock_hour, snap.pending, snap.first_seen_ns,
+                    snap.anchor_ns)
+        self.service_of[key], self.metric_of[key] = snap.service, snap.metric
+        self.last_sample_ns[key] = snap.last_sample_ns
+        if snap.tracker is not None:
+            self.trackers[key] = AnomalyTracker.from_dict(snap.tracker, cfg.lifecycle, self.step_s)
+        if snap.shift is not None:
+            self.shifts[key] = LevelShiftTracker.from_dict(cfg.level_shift, snap.shift)
+        self._saved_trackers[key] = json.dumps([snap.tracker, snap.shift], sort_keys=True)
+
+    def _new_detector(self, key: str, transform: Transform) -> MetricDetector:
+        det = self.detectors[key] = MetricDetector(MetricAggregate(transform), self.config)
+        return det

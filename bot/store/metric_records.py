@@ -96,12 +96,18 @@ class MetricRecordsMixin:
 
     async def save_metric_step(
         self, aggregates: Sequence[MetricAggregateRow], states: Sequence[MetricStateRow],
-        now_ns: int,
+        now_ns: int, meta: Mapping[str, str] | None = None,
     ) -> None:
-        """Replace the given hourly partials and detector states, atomically."""
-        if not aggregates and not states:
+        """Replace the given hourly partials, detector states and `meta` values, atomically
+        (a source's cursor is saved with the baselines that its samples went into)."""
+        if not aggregates and not states and not meta:
             return
         async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list((meta or {}).items()),
+            )
             await db.executemany(
                 "INSERT OR REPLACE INTO metric_aggregates"
                 " (series_id, day, hour, transform, count, mean, m2, min, max, hist)"
@@ -146,6 +152,12 @@ class MetricRecordsMixin:
             )
             for r in rows
         ]
+
+    async def metric_cursors(self, prefix: str) -> dict[str, int]:
+        """Integer `meta` values whose key starts with `prefix`, keyed by the rest of the key."""
+        rows = await self._metric_rows(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return {str(r[0])[len(prefix):]: int(r[1]) for r in rows}
 
     async def prune_metric_aggregates(self, before_day: int) -> int:
         async with self.transaction() as db:
