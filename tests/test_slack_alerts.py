@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.slack.storm import ChannelRateCap
-from bot.store import AggregateRow
+from bot.store import AggregateRow, SqliteStore
 from detectors.aggregate import LatencyAggregate
 from tests.slack_app_support import (
     SlackHarness,
@@ -137,3 +137,36 @@ async def test_alert_survives_an_outage_posted_once(harness: SlackHarness) -> No
     await harness.bot.notifier.on_event("opened", await anomaly_record(harness.store))
     await harness.settle()
     assert len(_top_level(harness.standin)) == 1
+
+
+async def test_restart_during_a_storm_keeps_folding_into_the_same_digest(
+        tmp_path: Path, standin: SlackStandIn) -> None:
+    db = tmp_path / "storm.db"
+    async with running_bot(db, standin, slack_alert_rate_cap=3) as h:
+        records = [await anomaly_record(h.store, f"svc{i}:op") for i in range(6)]
+        for record in records:
+            await h.bot.notifier.on_event("opened", record)
+        await h.settle()
+    assert len(_top_level(standin)) == 4  # three alerts and one digest of three
+    folded = records[3]
+    async with running_bot(db, standin, slack_alert_rate_cap=3) as h:  # a new process
+        grown = replace(folded, peak_score=9.9, updated_ns=folded.updated_ns + 60 * 10**9)
+        await h.store.upsert_anomalies([grown])
+        await h.bot.notifier.on_event("updated", grown)  # still folded: not posted as new
+        await h.bot.notifier.on_event("opened", await anomaly_record(h.store, "svc9:op"))
+        await h.settle()
+    top = _top_level(standin)
+    assert len(standin.calls("chat.postMessage")) == len(top) == 4
+    assert top[-1]["text"] == "Alert storm: 4 anomalies on 4 keys in the last 5 min"
+    assert "svc9:op" in str(top[-1]["attachments"]) + str(top[-1]["blocks"])
+
+
+async def test_fold_marks_are_forgotten_after_their_time(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "m.db") as store:
+        await store.save_storm_state("#a", {"posts": [], "storm": None}, ["old"], now_ns=100)
+        await store.save_storm_state("#a", {"posts": [5], "storm": None}, ["new"], now_ns=300)
+        await store.acknowledge(1, "U1", 50)  # other meta entries are left alone
+        assert await store.forget_capped(200) == 1
+        assert not await store.is_capped("old") and await store.is_capped("new")
+        assert await store.storm_state("#a") == {"posts": [5], "storm": None}
+        assert [a.user_id for a in await store.acks_for(1)] == ["U1"]

@@ -3,6 +3,7 @@ which thread replies are questions."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,3 +130,16 @@ def test_chart_without_history_has_no_data() -> None:
     ("this is fine", False), ("<@UOTHER> check the db pool", False), ("", False)])
 def test_thread_reply_asks_a_question(text: str, expected: bool) -> None:
     assert asks_question(text, "U0OPSBOT") is expected
+
+
+def test_rate_cap_state_round_trips() -> None:
+    cap = ChannelRateCap(max_posts=2, window_s=300)
+    assert cap.admit("C1", 1 * S) and cap.admit("C1", 2 * S) and not cap.admit("C1", 3 * S)
+    storm, fresh = cap.fold("C1", "svc:op", 3, 3 * S)
+    restored = ChannelRateCap(max_posts=2, window_s=300)
+    restored.restore("C1", json.loads(json.dumps(cap.state("C1"))))
+    assert not restored.admit("C1", 4 * S) and restored.admit("C1", 302 * S)
+    again, fresh_again = restored.fold("C1", "svc:op", 2, 5 * S)
+    assert fresh and not fresh_again and again.dedupe_key == storm.dedupe_key
+    assert again.counts == {"svc:op": 2} and again.worst == {"svc:op": 2}
+    assert restored.state("C2") == {"posts": [], "storm": None}

@@ -41,6 +41,9 @@ __all__ = ["SlackBot", "SlackConfigError", "create_slack"]
 
 log = logging.getLogger(__name__)
 EVENT_MEMORY_S = 24 * 3600  # Slack retries within minutes; a day of event ids is plenty
+# An alert folded into a storm digest stays unposted while it lasts; a week covers all but
+# the rarest anomaly (one still open after that would be posted on its next update).
+CAPPED_MEMORY_S = 7 * 24 * 3600
 
 
 class SlackConfigError(ValueError):
@@ -76,6 +79,7 @@ class SlackBot:
         """Start the agent (when it has a start), the outbox worker, and Socket Mode when an
         app token is set."""
         await self.deps.store.forget_events(self.deps.clock() - EVENT_MEMORY_S * 10**9)
+        await self.deps.store.forget_capped(self.deps.clock() - CAPPED_MEMORY_S * 10**9)
         await self._start_agent()
         self._worker = asyncio.create_task(self.deps.outbox.run(self.deps.client),
                                            name="slack outbox")

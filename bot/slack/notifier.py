@@ -3,8 +3,10 @@
 An anomaly posts one message (dedupe key `alert:<uid>`), edited as it grows or resolves.
 An anomaly in an incident is posted in the thread of the incident's parent message
 (`incident:<uid>`), which is edited as members join. New top-level messages per channel
-are capped; the rest fold into a storm digest. Muted keys post nothing. The chart is
-uploaded into the thread after the message is sent, so rendering never delays an alert.
+are capped; the rest fold into a storm digest. The cap's state and which alerts were
+folded are kept in the store, so after a restart mid-storm a folded alert stays folded and
+new ones keep going to the same digest. Muted keys post nothing. The chart is uploaded
+into the thread after the message is sent, so rendering never delays an alert.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class AlertNotifier:
         self.charts, self.trace_url_template, self.clock = charts, trace_url_template, clock
         self._seq = itertools.count()
         self._capped: set[str] = set()  # uids folded into a storm digest (never posted)
+        self._restored = False  # the rate cap's persisted state has been read back
 
     async def on_event(self, kind: EventKind, anomaly: AnomalyRecord | None,
                        incident: IncidentRecord | None = None) -> None:
@@ -70,7 +73,7 @@ class AlertNotifier:
         if await self.outbox.entry(alert_key(anomaly)) is not None:
             await self._update(alert_key(anomaly), await self._alert(anomaly, incident))
             self.metrics.alerts.labels("updated").inc()
-        elif anomaly.uid in self._capped:
+        elif await self._was_capped(anomaly.uid):
             self.metrics.alerts.labels("skipped").inc()
         elif kind == "opened" or anomaly.state == "open":
             await self._post_new(anomaly, incident)
@@ -111,7 +114,7 @@ class AlertNotifier:
                 await self._fold(anomaly, now)
                 return
             self.metrics.alerts.labels("in_thread").inc()
-        elif not self.rate_cap.admit(self.channel, now):
+        elif not await self._admit(now):
             await self._fold(anomaly, now)
             return
         else:
@@ -127,8 +130,8 @@ class AlertNotifier:
         key = incident_key(incident)
         if await self.outbox.entry(key) is not None:
             return key
-        if incident.uid in self._capped or not self.rate_cap.admit(self.channel, now):
-            self._capped.add(incident.uid)
+        if await self._was_capped(incident.uid) or not await self._admit(now):
+            await self._save_cap([incident.uid], now)
             return None
         message = await self._incident(incident)
         await self.outbox.enqueue(key, "chat.postMessage", {"channel": self.channel, **message},
@@ -137,8 +140,8 @@ class AlertNotifier:
         return key
 
     async def _fold(self, anomaly: AnomalyRecord, now: int) -> None:
-        self._capped.add(anomaly.uid)
         self.metrics.alerts.labels("capped").inc()
+        await self._restore()
         storm, fresh = self.rate_cap.fold(self.channel, anomaly.key, anomaly.peak_severity, now)
         message = digest_message(storm.view())
         if fresh:
@@ -146,6 +149,37 @@ class AlertNotifier:
                                       {"channel": self.channel, **message}, now_ns=now)
         else:
             await self._update(storm.dedupe_key, message)
+        # after the digest is queued: a state naming a digest never queued would make
+        # every later edit of it fail
+        await self._save_cap([anomaly.uid], now)
+
+    async def _restore(self) -> None:
+        """Read the rate cap's persisted state back, once, before its first use."""
+        if not self._restored:
+            state = await self.store.storm_state(self.channel)
+            if state is not None:
+                self.rate_cap.restore(self.channel, state)
+            self._restored = True
+
+    async def _admit(self, now: int) -> bool:
+        await self._restore()
+        admitted = self.rate_cap.admit(self.channel, now)
+        if admitted:
+            await self._save_cap([], now)
+        return admitted
+
+    async def _was_capped(self, uid: str) -> bool:
+        if uid in self._capped:
+            return True
+        if await self.store.is_capped(uid):
+            self._capped.add(uid)
+            return True
+        return False
+
+    async def _save_cap(self, capped: list[str], now: int) -> None:
+        self._capped.update(capped)
+        await self.store.save_storm_state(self.channel, self.rate_cap.state(self.channel),
+                                          capped, now)
 
     async def _refresh_incident(self, incident: IncidentRecord) -> None:
         key = incident_key(incident)

@@ -2,12 +2,15 @@
 
 Within any `window_s`, a channel gets at most `max_posts` new alert messages; the rest
 are folded into one digest message per storm, edited in place as the storm grows.
+`state`/`restore` turn a channel's posts and storm into JSON-able values and back, so
+the notifier can persist them and a restart mid-storm keeps capping into the same digest.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.slack.blocks import DigestEntry, DigestView
 
@@ -60,6 +63,26 @@ class ChannelRateCap:
             posts.append(now_ns)
             return True
         return False
+
+    def state(self, channel: str) -> dict[str, Any]:
+        """The channel's recent posts and current storm, as JSON-able values."""
+        storm = self._storms.get(channel)
+        return {"posts": list(self._posts.get(channel, ())),
+                "storm": None if storm is None else {
+                    "started_ns": storm.started_ns, "counts": dict(storm.counts),
+                    "worst": dict(storm.worst)}}
+
+    def restore(self, channel: str, state: dict[str, Any]) -> None:
+        """Take back what `state` returned (e.g. before the process restarted)."""
+        self._posts[channel] = deque(sorted(int(t) for t in state.get("posts") or ()))
+        saved = state.get("storm")
+        if saved:
+            self._storms[channel] = Storm(
+                channel, int(saved["started_ns"]), self.window_s,
+                {str(k): int(v) for k, v in saved["counts"].items()},
+                {str(k): int(v) for k, v in saved["worst"].items()})
+        else:
+            self._storms.pop(channel, None)
 
     def fold(self, channel: str, key: str, severity: int, now_ns: int) -> tuple[Storm, bool]:
         """Add a capped alert to the channel's storm: (storm, whether the storm is new)."""

@@ -3,21 +3,27 @@
 The outbox writes `slack_messages` rows when a post is sent; the bot reads them back to
 find the anomaly behind a reaction, a button or a thread question. Acknowledgements have
 no table of their own: they live in `meta` under `slack.ack.<anomaly id>` (one per user).
+So does the alert-storm state: `slack.storm.<channel>` (the rate cap's recent posts and
+digest) and `slack.capped.<uid>` (an alert folded into a digest, never to be posted).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 
 __all__ = ["AckRecord", "SlackMessageRef", "SlackRecordsMixin"]
 
 _MSG_COLS = "channel, ts, thread_ts, anomaly_id, incident_id, kind, created_ns"
+_STORM, _CAPPED = "slack.storm.", "slack.capped."
+_UPSERT_META = ("INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +107,7 @@ class SlackRecordsMixin:
             if user_id in acks:
                 return False
             acks[user_id] = now_ns
-            await db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(acks, sort_keys=True)))
+            await db.execute(_UPSERT_META, (key, json.dumps(acks, sort_keys=True)))
         return True
 
     async def acks_for(self, anomaly_id: int) -> list[AckRecord]:
@@ -113,3 +116,36 @@ class SlackRecordsMixin:
             row = await cur.fetchone()
         acks: dict[str, int] = json.loads(row[0]) if row else {}
         return sorted((AckRecord(u, t) for u, t in acks.items()), key=lambda a: a.created_ns)
+
+    # -- alert-storm state --
+
+    async def storm_state(self, channel: str) -> dict[str, Any] | None:
+        """What `save_storm_state` last stored for the channel (None: nothing yet)."""
+        async with self.db.execute("SELECT value FROM meta WHERE key = ?",
+                                   (_STORM + channel,)) as cur:
+            row = await cur.fetchone()
+        state: dict[str, Any] | None = json.loads(row[0]) if row else None
+        return state
+
+    async def save_storm_state(self, channel: str, state: dict[str, Any],
+                               capped: Iterable[str] = (), now_ns: int = 0) -> None:
+        """Store the channel's rate-cap state and mark `capped` uids folded, in one
+        transaction (a restart then neither forgets the digest nor posts those alerts)."""
+        async with self.transaction() as db:
+            await db.execute(_UPSERT_META, (_STORM + channel, json.dumps(state, sort_keys=True)))
+            await db.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [(_CAPPED + uid, str(int(now_ns))) for uid in capped])
+
+    async def is_capped(self, uid: str) -> bool:
+        """Whether the alert (or incident) `uid` was folded into a storm digest."""
+        async with self.db.execute("SELECT 1 FROM meta WHERE key = ?", (_CAPPED + uid,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def forget_capped(self, before_ns: int) -> int:
+        """Drop fold marks made before `before_ns` (their anomalies ended long ago)."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM meta WHERE key >= ? AND key < ? AND CAST(value AS INTEGER) < ?",
+                (_CAPPED, _CAPPED[:-1] + chr(ord(".") + 1), before_ns))
+            return cur.rowcount
