@@ -158,11 +158,12 @@ async def _serve_checked(server: uvicorn.Server, where: str) -> None:
 
 
 async def run_service(settings: Settings, console: object | None = None) -> None:
-    """`opsbot run`: serve HTTP, detect, and when configured poll Jaeger/Tempo, until cancelled.
+    """`opsbot run`: serve HTTP, detect, and when configured poll Jaeger/Tempo and Prometheus.
 
     Each detection event is logged, unless the alert channel is the terminal, which
     prints it itself (once, not twice).
     """
+    from bot.detection.metrics_poller import poller_from_settings
     from bot.ingest.poller import TracePoller, source_from_settings
 
     async with Service.running(settings) as service:
@@ -173,6 +174,10 @@ async def run_service(settings: Settings, console: object | None = None) -> None
         if source is not None:
             poller = TracePoller(source, service.pipeline)
             tasks.append(asyncio.create_task(poller.run(settings.poll_interval_s)))
+        metrics_poller = poller_from_settings(settings, service.engine)
+        if metrics_poller is not None:  # Prometheus series into the same engine
+            metrics_poller.register_gauges(service.registry)
+            tasks.append(asyncio.create_task(metrics_poller.run(settings.metrics_poll_interval_s)))
         try:
             await asyncio.gather(*tasks)
         finally:
