@@ -138,6 +138,11 @@ class SlackStandIn:
         with self._lock:
             self._script.append((method, reply, [times]))
 
+    def unscript(self) -> None:
+        """Drop scripted answers not yet used: every call is answered normally again."""
+        with self._lock:
+            self._script.clear()
+
     def calls(self, method: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]

@@ -170,3 +170,49 @@ async def test_fold_marks_are_forgotten_after_their_time(tmp_path: Path) -> None
         assert not await store.is_capped("old") and await store.is_capped("new")
         assert await store.storm_state("#a") == {"posts": [5], "storm": None}
         assert [a.user_id for a in await store.acks_for(1)] == ["U1"]
+
+
+def _charts_in_thread(standin: SlackStandIn, alert_ts: str) -> list[dict[str, object]]:
+    return [m for m in standin.posted() if m.get("thread_ts") == alert_ts and m.get("files")]
+
+
+async def test_chart_pending_at_stop_is_uploaded_once_after_restart(
+        tmp_path: Path, standin: SlackStandIn) -> None:
+    db = tmp_path / "chart.db"
+    standin.script(server_error(503), times=10_000, method="chat.postMessage")  # Slack is down
+    async with running_bot(db, standin) as h:
+        h.bot.notifier.charts.wait_s = 0.3  # type: ignore[union-attr]
+        record = await anomaly_record(h.store)
+        await _history(h, record.series_id, time.time_ns())
+        await h.bot.notifier.on_event("opened", record)
+        await h.bot.deps.tasks.idle(5)
+        assert [j.anomaly_id for j in await h.store.chart_jobs()] == [record.id]
+    assert standin.posted() == [] and standin.calls("files.getUploadURLExternal") == []
+    standin.reset()  # Slack is back; a new process on the same store
+    async with running_bot(db, standin) as h:
+        await h.settle()
+        assert await h.store.chart_jobs() == []
+    [alert] = [m for m in standin.posted() if "thread_ts" not in m]
+    [chart] = _charts_in_thread(standin, alert["ts"])
+    assert chart["files"][0]["title"] == "checkout:pg-pool.connect: last 24 h"  # type: ignore[index]
+    assert len(standin.calls("files.completeUploadExternal")) == 1
+
+
+async def test_chart_upload_failing_at_stop_is_retried_once_after_restart(
+        tmp_path: Path, standin: SlackStandIn) -> None:
+    db = tmp_path / "chart2.db"
+    standin.script(server_error(503), times=10_000, method="files.getUploadURLExternal")
+    async with running_bot(db, standin) as h:
+        h.bot.notifier.charts.attempts = 1  # type: ignore[union-attr]
+        record = await anomaly_record(h.store)
+        await _history(h, record.series_id, time.time_ns())
+        await h.bot.notifier.on_event("opened", record)
+        await h.settle()
+        assert len(await h.store.chart_jobs()) == 1
+    [alert] = standin.posted()
+    standin.unscript()  # the upload endpoint recovers
+    async with running_bot(db, standin) as h:
+        await h.settle()
+        assert await h.store.chart_jobs() == []
+    assert len(_charts_in_thread(standin, alert["ts"])) == 1
+    assert len(standin.calls("chat.postMessage")) == 1

@@ -83,6 +83,8 @@ class SlackBot:
         await self._start_agent()
         self._worker = asyncio.create_task(self.deps.outbox.run(self.deps.client),
                                            name="slack outbox")
+        if self.notifier.charts is not None:
+            await self.notifier.charts.resume()
         if self.settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

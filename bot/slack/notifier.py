@@ -123,7 +123,7 @@ class AlertNotifier:
                                   {"channel": self.channel, **message}, target=target,
                                   now_ns=now)
         if self.charts is not None:
-            self.charts.schedule(anomaly, alert_key(anomaly))
+            await self.charts.schedule(anomaly, alert_key(anomaly))
 
     async def _ensure_parent(self, incident: IncidentRecord, now: int) -> str | None:
         """The parent's dedupe key, posting it first if needed; None if the storm took it."""

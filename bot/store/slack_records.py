@@ -4,7 +4,8 @@ The outbox writes `slack_messages` rows when a post is sent; the bot reads them 
 find the anomaly behind a reaction, a button or a thread question. Acknowledgements have
 no table of their own: they live in `meta` under `slack.ack.<anomaly id>` (one per user).
 So does the alert-storm state: `slack.storm.<channel>` (the rate cap's recent posts and
-digest) and `slack.capped.<uid>` (an alert folded into a digest, never to be posted).
+digest) and `slack.capped.<uid>` (an alert folded into a digest, never to be posted), and
+each chart still to upload: `slack.chart.<post dedupe key>`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 
 import aiosqlite
 
-__all__ = ["AckRecord", "SlackMessageRef", "SlackRecordsMixin"]
+__all__ = ["AckRecord", "ChartJob", "SlackMessageRef", "SlackRecordsMixin"]
 
 _MSG_COLS = "channel, ts, thread_ts, anomaly_id, incident_id, kind, created_ns"
-_STORM, _CAPPED = "slack.storm.", "slack.capped."
+_STORM, _CAPPED, _CHART = "slack.storm.", "slack.capped.", "slack.chart."
 _UPSERT_META = ("INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 
@@ -43,6 +44,20 @@ class SlackMessageRef:
 class AckRecord:
     user_id: str
     created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChartJob:
+    """A chart to upload into the thread of the post `post_key` once that post is sent."""
+
+    post_key: str
+    anomaly_id: int
+    created_ns: int
+
+
+def _prefixed(prefix: str) -> tuple[str, str]:
+    """Bounds of the meta keys starting with `prefix` (which ends in '.')."""
+    return prefix, prefix[:-1] + chr(ord(".") + 1)
 
 
 def _ref(row: sqlite3.Row | Sequence[object]) -> SlackMessageRef:
@@ -147,5 +162,27 @@ class SlackRecordsMixin:
         async with self.transaction() as db:
             cur = await db.execute(
                 "DELETE FROM meta WHERE key >= ? AND key < ? AND CAST(value AS INTEGER) < ?",
-                (_CAPPED, _CAPPED[:-1] + chr(ord(".") + 1), before_ns))
+                (*_prefixed(_CAPPED), before_ns))
             return cur.rowcount
+
+    # -- charts still to upload --
+
+    async def add_chart_job(self, post_key: str, anomaly_id: int, now_ns: int) -> None:
+        """Remember a chart to upload (kept until `finish_chart_job`, across restarts)."""
+        value = json.dumps({"anomaly_id": int(anomaly_id), "created_ns": int(now_ns)})
+        async with self.transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                             (_CHART + post_key, value))
+
+    async def chart_jobs(self) -> list[ChartJob]:
+        """Charts not yet uploaded (nor given up), oldest first."""
+        async with self.db.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?",
+                                   _prefixed(_CHART)) as cur:
+            rows = list(await cur.fetchall())
+        jobs = [ChartJob(str(key).removeprefix(_CHART), int(v["anomaly_id"]), int(v["created_ns"]))
+                for key, v in ((k, json.loads(value)) for k, value in rows)]
+        return sorted(jobs, key=lambda j: (j.created_ns, j.post_key))
+
+    async def finish_chart_job(self, post_key: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM meta WHERE key = ?", (_CHART + post_key,))
