@@ -3,6 +3,8 @@
 Real slack_sdk clients talk to it over HTTP (`AsyncWebClient(token=s.token, base_url=s.url)`).
 It keeps a tiny workspace (channels, users, messages), records every call, and can be
 scripted to answer 429 / 5xx / `ok: false` for the next N calls, or be taken down and up.
+Socket Mode: `apps.connections.open` (with `app_token`) hands out a `ws://` URL of this
+server, and `s.socket` sends envelopes over it and records the app's acks.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
+from bench.slack_standin_socket import SocketModeLink
 from bench.slack_standin_workspace import SlackError, StandInWorkspace
 
 __all__ = ["Call", "Reply", "SlackStandIn", "rate_limited", "server_error", "slack_error"]
@@ -64,8 +67,10 @@ def slack_error(error: str) -> Reply:
 class SlackStandIn:
     """A running stand-in. Use as a context manager, or `start()` / `stop()`."""
 
-    def __init__(self, token: str = "xoxb-standin-token") -> None:
-        self.token = token
+    def __init__(self, token: str = "xoxb-standin-token",
+                 app_token: str = "xapp-1-standin-token") -> None:
+        self.token, self.app_token = token, app_token
+        self.socket = SocketModeLink()
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._script: list[tuple[str | None, Reply, list[int]]] = []
@@ -119,6 +124,7 @@ class SlackStandIn:
         with self._lock:
             self._calls.clear()
             self._script.clear()
+            self.socket.reset()
             self.workspace = StandInWorkspace(self.url.replace("/api/", "/upload/"))
 
     @property
@@ -158,6 +164,7 @@ class SlackStandIn:
         return Starlette(routes=[
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
             Route("/upload/{file_id}", self._upload, methods=["POST"]),
+            WebSocketRoute("/link/", self.socket.serve),
         ])
 
     async def _api(self, request: Request) -> Response:
@@ -184,7 +191,15 @@ class SlackStandIn:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             return slack_error("not_authed")
-        if auth.removeprefix("Bearer ") != self.token:
+        token = auth.removeprefix("Bearer ")
+        if method == "apps.connections.open":  # the one method that takes the app token
+            if token == self.token:
+                return slack_error("not_allowed_token_type")
+            if token != self.app_token:
+                return slack_error("invalid_auth")
+            base = self.url.replace("http://", "ws://").removesuffix("api/")
+            return Reply(200, {"ok": True, "url": self.socket.open_url(base)})
+        if token != self.token:
             return slack_error("invalid_auth")
         try:
             return Reply(200, {"ok": True, **self.workspace.handle(method, params)})
