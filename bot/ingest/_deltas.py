@@ -35,11 +35,13 @@ class Groups:
         low = int(hours.min())
         width = int(hours.max()) - low + 1
         code = key_idx * width + (hours - low)
+        if int(code.max()) < 1 << 16:
+            code = code.astype(np.uint16)  # numpy's stable sort is a radix sort for 16 bits
         order = np.argsort(code, kind="stable")
         sorted_code = code[order]
         cuts = np.flatnonzero(sorted_code[1:] != sorted_code[:-1]) + 1
         bounds = np.concatenate(([0], cuts, [code.size]))
-        first = sorted_code[bounds[:-1]]
+        first = sorted_code[bounds[:-1]].astype(np.int64)
         return cls(order, bounds, first // width, first % width + low)
 
     def __len__(self) -> int:
@@ -62,12 +64,11 @@ class Deltas:
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
-        self.count = np.zeros(capacity, np.int64)
-        self.sum_log = np.zeros(capacity)
-        self.sumsq_log = np.zeros(capacity)
+        # count, sum and sum of squares of ln(ms), errors: added together in one pass
+        # (float64 holds the integer counts exactly up to 2**53)
+        self.sums = np.zeros((capacity, 4))
         self.min_ms = np.full(capacity, math.inf)
         self.max_ms = np.zeros(capacity)
-        self.errors = np.zeros(capacity, np.int64)
         self.hist = np.zeros((capacity, N_BINS), np.int64)
 
     def __len__(self) -> int:
@@ -76,30 +77,30 @@ class Deltas:
     def _slots(self, keys: list[int], hours: list[int]) -> np.ndarray:
         slot = self._slot
         out = [slot.setdefault(kh, len(slot)) for kh in zip(keys, hours, strict=True)]
-        if len(slot) > self.count.size:
+        if len(slot) > self.min_ms.size:
             self._grow(len(slot))
         return np.array(out, np.intp)
 
     def _grow(self, need: int) -> None:
-        old = (self.count, self.sum_log, self.sumsq_log, self.min_ms, self.max_ms, self.errors,
-               self.hist)
-        self._alloc(max(need, 2 * self.count.size))
-        for new, column in zip((self.count, self.sum_log, self.sumsq_log, self.min_ms,
-                                self.max_ms, self.errors, self.hist), old, strict=True):
+        old = (self.sums, self.min_ms, self.max_ms, self.hist)
+        self._alloc(max(need, 2 * self.min_ms.size))
+        for new, column in zip((self.sums, self.min_ms, self.max_ms, self.hist), old,
+                               strict=True):
             new[: column.shape[0]] = column
 
     def add(self, groups: Groups, durations_ns: np.ndarray, errors: np.ndarray) -> None:
         """Fold every group of a batch in (what `LatencyAggregate.add` does, for all at once)."""
         ms = durations_ns[groups.order] / 1e6
-        logs = np.log(np.maximum(ms, _MIN_LOG_MS))
-        sizes = np.diff(groups.bounds)
+        rows = np.empty((ms.size, 4))
+        rows[:, 0] = 1.0
+        logs = np.log(np.maximum(ms, _MIN_LOG_MS), out=rows[:, 1])
+        np.multiply(logs, logs, out=rows[:, 2])
+        rows[:, 3] = errors[groups.order]
         slots = self._slots(groups.keys.tolist(), groups.hours.tolist())
-        self.count[slots] += sizes
-        self.sum_log[slots] += groups.reduce(np.add, logs)
-        self.sumsq_log[slots] += groups.reduce(np.add, logs * logs)
+        self.sums[slots] += np.add.reduceat(rows, groups.bounds[:-1], axis=0)
         self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.reduce(np.minimum, ms))
         self.max_ms[slots] = np.maximum(self.max_ms[slots], groups.reduce(np.maximum, ms))
-        self.errors[slots] += groups.reduce(np.add, errors[groups.order].astype(np.int64))
+        sizes = np.diff(groups.bounds)
         group_of = np.repeat(np.arange(len(groups)), sizes)
         flat = np.bincount(group_of * N_BINS + bin_index(ms), minlength=len(groups) * N_BINS)
         self.hist[slots] += flat.reshape(len(groups), N_BINS)
@@ -108,22 +109,18 @@ class Deltas:
         """Every pending aggregate, leaving none behind."""
         out = {}
         for kh, s in self._slot.items():
-            out[kh] = LatencyAggregate(int(self.count[s]), float(self.sum_log[s]),
-                                       float(self.sumsq_log[s]), float(self.min_ms[s]),
-                                       float(self.max_ms[s]), int(self.errors[s]),
-                                       self.hist[s].copy())
+            count, sum_log, sumsq_log, errors = self.sums[s].tolist()
+            out[kh] = LatencyAggregate(int(count), sum_log, sumsq_log, float(self.min_ms[s]),
+                                       float(self.max_ms[s]), int(errors), self.hist[s].copy())
         self._slot = {}
-        self._alloc(max(256, self.count.size // 2) if out else self.count.size)
+        self._alloc(max(256, self.min_ms.size // 2) if out else self.min_ms.size)
         return out
 
     def merge(self, aggregates: dict[tuple[int, int], LatencyAggregate]) -> None:
         """Put aggregates back (a failed flush), on top of whatever came in since."""
         for (k, h), agg in aggregates.items():
             (s,) = self._slots([k], [h]).tolist()
-            self.count[s] += agg.count
-            self.sum_log[s] += agg.sum_log
-            self.sumsq_log[s] += agg.sumsq_log
+            self.sums[s] += (agg.count, agg.sum_log, agg.sumsq_log, agg.errors)
             self.min_ms[s] = min(self.min_ms[s], agg.min_ms)
             self.max_ms[s] = max(self.max_ms[s], agg.max_ms)
-            self.errors[s] += agg.errors
             self.hist[s] += agg.hist

@@ -24,6 +24,7 @@ from bot.store.base import ExemplarTrace, Store
 __all__ = ["ExemplarPicker"]
 
 _SELECTED_CAP = 20_000  # trace ids whose late spans are still collected
+_MASK64 = (1 << 64) - 1
 
 
 SpanBuilder = Callable[[], Span]
@@ -241,7 +242,7 @@ class _HashFilter:
         return slots
 
     def add(self, h: int) -> None:
-        self._map[self._slots(np.array([h], np.uint64))] = True
+        self._map[((h * int(self._MIX)) & _MASK64) >> (64 - self._BITS)] = True
         self._added += 1
 
     def stale(self, live: int) -> bool:

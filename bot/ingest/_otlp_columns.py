@@ -11,17 +11,22 @@ decodes span by span: an odd encoder costs time, never correctness.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from bot.ingest._otlp_schema import SpanCols
 
-__all__ = ["SpanBytes", "error_rows", "status_code", "trusted_ids"]
+__all__ = ["SpanBytes", "error_rows", "name_groups", "status_code", "trusted_ids"]
 
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
-_TRACE_ID_TAG = 0x100A  # bytes 0a 10 read little-endian: field 1, 16 bytes
-_SPAN_ID_TAG = 0x0812  # 12 08 at offset 18: field 2, 8 bytes
+_TAG_AT = [0, 1, 18, 19]
+_TAG_BYTES = np.array([0x0A, 0x10, 0x12, 0x08], np.uint8)  # trace id: 1, 16 B; span id: 2, 8 B
+_PARENT_TAG, _NAME_TAG = 0x22, 0x2A  # fields 4 and 5, length-delimited
+_MAX_NAME_BYTES = 127  # one-byte length; longer names take the name column
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MULTIPLIERS = np.random.default_rng(0x07E1).integers(1, 2**63, 16, np.uint64) | np.uint64(1)
 _ERROR_TAIL = 0x0218  # 18 02, Status.code = 2: the span's last field...
 _FLAGS_TAG = 0x0185  # ...unless Span.flags (field 16, fixed32: 85 01 + 4 bytes) follows it
 _ERROR = 2
@@ -49,6 +54,11 @@ class SpanBytes:
     def raw(self, i: int) -> bytes:
         return self.data[int(self.starts[i]) : int(self.ends[i])]
 
+    def records(self, width: int) -> np.ndarray:
+        """`width`-byte records starting at every byte offset (gathering them copies once)."""
+        return np.ndarray(shape=(max(len(self.data) - width + 1, 0),), dtype=f"V{width}",
+                          buffer=self.data, strides=(1,))
+
     def words(self) -> np.ndarray:
         """Little-endian uint64 starting at every byte offset (an unaligned, strided view)."""
         return np.ndarray(shape=(max(len(self.data) - 7, 0),), dtype="<u8", buffer=self.data,
@@ -65,14 +75,13 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
     starts = spans.starts
     if int((spans.ends - starts).min()) < _HEAD:
         return None
-    words = spans.words()
-    if not (((words[starts] & 0xFFFF) == _TRACE_ID_TAG) & ((words[starts + 18] & 0xFFFF)
-                                                           == _SPAN_ID_TAG)).all():
+    heads = spans.records(_HEAD)[starts].view(np.uint8).reshape(n, _HEAD)
+    if not (heads[:, _TAG_AT] == _TAG_BYTES).all():
         return None
-    ids = np.empty((n, 2), "<u8")
-    ids[:, 0], ids[:, 1] = words[starts + 2], words[starts + 10]
-    span_ids = words[starts + 20]
-    if not ((ids[:, 0] | ids[:, 1]).all() and span_ids.all()):  # all-zero ids
+    trace_ids = np.ascontiguousarray(heads[:, 2:18])
+    span_ids = np.ascontiguousarray(heads[:, 20:28])
+    halves = trace_ids.view("<u8")
+    if not ((halves[:, 0] | halves[:, 1]).all() and span_ids.view("<u8").all()):  # all-zero ids
         return None
     # kind 0..5 and status code 0..2; negative int32 values read as huge unsigned ones
     if ((np.array(cols.kind, np.int32).view(np.uint32) > 5).any()
@@ -80,7 +89,67 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
         return None
     if not set(map(len, cols.parent_span_id)) <= {8}:
         return None
-    return ids.view(np.uint8), span_ids.view(np.uint8).reshape(n, 8)
+    return trace_ids, span_ids
+
+
+def name_groups(spans: SpanBytes,
+                scope_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes]] | None:
+    """Rows grouped by (scope, span name) straight from the bytes, for `trusted_ids` requests.
+
+    Returns (group of each row, first row of each group, each group's name bytes), or
+    None when a span is laid out otherwise (trace_state, an empty or long name), and
+    the caller reads the name column instead. After the head, encoders write the
+    parent id (if any), then the name; with one name per span (the column count),
+    the name found there is the span's. Groups come from a hash of the name bytes and
+    are then checked byte for byte, so they are exact.
+    """
+    buf, n = spans.buf, len(spans)
+    at = spans.starts + _HEAD
+    has_parent = buf[at] == _PARENT_TAG
+    if has_parent.any():
+        if not (buf[at[has_parent] + 1] == 8).all():
+            return None
+        at = at + 10 * has_parent
+    if not (buf[at] == _NAME_TAG).all():
+        return None
+    length = buf[at + 1]
+    longest = int(length.max())
+    if longest > _MAX_NAME_BYTES or int(length.min()) == 0:
+        return None
+    n_words = -(-longest // 8)
+    width = 8 * n_words
+    first_byte = at + 2
+    data = spans.data
+    if int(first_byte.max()) + width > len(data):  # a short last span: read past its end
+        data += bytes(width)
+    records = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data,
+                         strides=(1,))
+    records = records[first_byte]  # 1-d gathers of whole records: numpy's fast path
+    names = records.view("<u8").reshape(n, n_words)
+    names &= _name_masks(n_words)[length].view("<u8").reshape(n, n_words)  # zero past names
+    h = names @ _MULTIPLIERS[:n_words] + scope_of.astype(np.uint64) * _MIX + length
+    order = np.argsort(h, kind="stable")
+    ordered = h[order]
+    new = np.empty(n, np.bool_)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    group = np.empty(n, np.int64)
+    group[order] = np.cumsum(new) - 1
+    firsts = order[new]  # each group's first row: the sort is stable
+    rep = firsts[group]
+    if not (np.equal(records[rep].view("<u8"), records.view("<u8")).all()
+            and (length == length[rep]).all() and (scope_of == scope_of[rep]).all()):
+        return None  # a hash collision: never wrong, only slower
+    starts, lengths = first_byte[firsts].tolist(), length[firsts].tolist()
+    return group, firsts, [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
+
+
+@cache
+def _name_masks(n_words: int) -> np.ndarray:
+    """For each name length, the bytes of `n_words` 8-byte words it covers, as one record."""
+    masks = [[(1 << 8 * min(max(length - 8 * k, 0), 8)) - 1 for k in range(n_words)]
+             for length in range(_MAX_NAME_BYTES + 1)]
+    return np.array(masks, np.uint64).view(f"V{8 * n_words}").ravel()
 
 
 def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from bot.ingest._otlp_columns import SpanBytes, error_rows, trusted_ids
+from bot.ingest._otlp_columns import SpanBytes, error_rows, name_groups, trusted_ids
 from bot.ingest._otlp_common import UNKNOWN_SERVICE, OtlpDecodeError
 from bot.ingest._otlp_json import decode_traces_json, spans_from_otlp_json
 from bot.ingest._otlp_repair import repair_invalid_utf8
@@ -172,6 +172,16 @@ def _key_codes(scopes: list[ScopeInfo], counts: list[int],
     return list(index), code_of_first[np.array(firsts, np.int64)]
 
 
+def _group_keys(scopes: list[ScopeInfo], scope_of: np.ndarray, group: np.ndarray,
+                firsts: np.ndarray, names: list[bytes]) -> tuple[list[str], np.ndarray]:
+    """Keys of (scope, name) groups: one string per group, not per row."""
+    index: dict[str, int] = {}
+    code_of_group = [
+        index.setdefault(f"{scopes[s].service}:{name.decode()[:MAX_NAME_CHARS]}", len(index))
+        for s, name in zip(scope_of[firsts].tolist(), names, strict=True)]
+    return list(index), np.array(code_of_group, np.int64)[group]
+
+
 def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
              spans: SpanBytes) -> _Rows | None:
     """The request's rows from its merged columns, or None when they cannot be trusted."""
@@ -179,13 +189,17 @@ def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
     if ids is None:
         return None
     trace_ids, span_ids = ids
-    names = list(cols.name)
-    if "" in names:
-        return None
-    error = error_rows(spans, list(cols.status.code).count(_ERROR))
     n = len(spans)
     scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
-    key_names, key_codes = _key_codes(scopes, counts, names)
+    groups = name_groups(spans, scope_of)
+    if groups is not None:
+        key_names, key_codes = _group_keys(scopes, scope_of, *groups)
+    else:
+        names = list(cols.name)
+        if "" in names:
+            return None
+        key_names, key_codes = _key_codes(scopes, counts, names)
+    error = error_rows(spans, list(cols.status.code).count(_ERROR))
     return _Rows(key_names, key_codes, trace_ids, span_ids, cols.start_time_unix_nano,
                  cols.end_time_unix_nano, error, scopes, scope_of, spans, np.arange(n))
 

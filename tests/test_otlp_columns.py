@@ -1,0 +1,46 @@
+"""The protobuf column path: keys, ids and errors read from the span bytes equal the full parse."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import bot.ingest.otlp as otlp
+from bot.ingest import _otlp_columns
+from bot.ingest.otlp import decode_traces_pb
+from bot.spans import RejectCounter
+from tests._otlp_builders import body, span
+
+
+def _names(rng: random.Random) -> list[str]:
+    long = "prepareOrderItemsAndShippingQuoteFromCart"
+    base = ["GET /", "GET /a", "GET /a\x00", "SELECT products", "x" * 127, "é" * 40, long,
+            long[:-1] + "T"]
+    return [rng.choice(base) for _ in range(300)]
+
+
+@pytest.mark.parametrize("extra", ["", "long", "state"])
+def test_keys_from_bytes_equal_the_name_column(extra: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names differing in one byte, a trailing NUL, multi-byte UTF-8, one scope per service
+    twice over; `long` (a 200-byte name) and `state` (trace_state) take the name column."""
+    rng = random.Random(len(extra))
+    names = _names(rng)
+    spans = [span(n, parent=rng.randbytes(8) if rng.random() < 0.5 else b"",
+                  code=rng.choice((0, 0, 1, 2)), flags=rng.choice((0, 0x100))) for n in names]
+    if extra == "long":
+        spans[7].name = "y" * 200
+    if extra == "state":
+        spans[3].trace_state = "k=v"
+    resources = [("api", spans[:100]), ("db", spans[100:150]), ("api", spans[150:])]
+    used_bytes: list[object] = []
+    real = _otlp_columns.name_groups
+    monkeypatch.setattr(otlp, "name_groups",
+                        lambda *a: used_bytes.append(r := real(*a)) or r)  # type: ignore[func-returns-value]
+    batch = decode_traces_pb(body(*resources), RejectCounter())
+    assert batch.keys == [f"{svc}:{s.name}" for svc, part in resources for s in part]
+    assert batch.error.tolist() == [s.status.code == 2 for _, part in resources for s in part]
+    assert batch.trace_ids == [s.trace_id.hex() for _, part in resources for s in part]
+    names_, codes = batch.key_codes()
+    assert len(names_) == len(set(batch.keys))  # one code per key, across both api scopes
+    assert (used_bytes[0] is not None) == (extra == "")
