@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. llama-server")
     openai_model: str = "opsbot"
     openai_api_key: SecretStr | None = None
+    model_url: str | None = Field(
+        None, description="where `opsbot model pull` downloads the fine-tuned GGUF from")
+    model_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$", description="expected sha256 of that GGUF")
     model_timeout_s: float = Field(60.0, gt=0)
 
     @field_validator("slack_admins", "slack_false_positive_reactions",
