@@ -58,7 +58,8 @@ async def run_demo(
                     traffic=TrafficModel(sampled_per_minute=settings.simulator_requests_per_minute))
     history_start = now - settings.simulator_history_days * DAY_NS
     async with Service.running(settings) as service:
-        service.engine.subscribe(_printer(console))
+        if service.alerts is None or not service.alerts.prints_events:
+            service.engine.subscribe(_printer(console))  # Slack posts; still show a line here
         ready = asyncio.Event()
         server = asyncio.create_task(serve(service, ready))
         await _wait_ready(server, ready)
