@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.detection.metric_series import MetricDetector, MetricPoint, series_name
 from bot.store import SqliteStore
 from detectors.baseline import build_baseline
 from detectors.buckets import HOUR_NS
+from detectors.config import BaselineConfig, DetectorConfig
 from detectors.metric_aggregate import MetricAggregate
 
 MIN_NS = 60 * 10**9
@@ -66,11 +68,12 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float, float]]:
     return calls
 
 
-async def _run(db: Path, chunks: list[list[MetricPoint]], restart_after: int | None) -> None:
+async def _run(db: Path, chunks: list[list[MetricPoint]], restart_after: int | None,
+               config: DetectorConfig | None = None) -> None:
     assert restart_after is None or restart_after < len(chunks) - 1
     store = SqliteStore(db)
     await store.open()
-    engine = DetectionEngine(store)
+    engine = DetectionEngine(store, config)
     await engine.start()
     for i, chunk in enumerate(chunks):
         engine.feed_metrics(chunk)
@@ -80,9 +83,9 @@ async def _run(db: Path, chunks: list[list[MetricPoint]], restart_after: int | N
             await store.close()
             store = SqliteStore(db)
             await store.open()
-            engine = DetectionEngine(store)
+            engine = DetectionEngine(store, config)
             await engine.start()
-    await engine.advance(chunks[-1][-1].ts_ns + 2 * HOUR_NS)
+    await engine.advance(chunks[-1][-1].ts_ns + 4 * HOUR_NS)  # past the nightly step (03:00)
     await engine.close()
     await store.close()
 
@@ -200,3 +203,33 @@ async def test_source_cursor_is_saved_with_the_baselines(tmp_path: Path) -> None
 def test_series_name_is_prometheus_text_form() -> None:
     assert series_name("up", {"job": "a", "instance": 'x"y'}) == 'up{instance="x\\"y",job="a"}'
     assert series_name("up", {"a": "1,b=2"}) != series_name("up", {"a": "1", "b": "2"})
+
+
+async def test_window_slides_past_a_restart_and_old_partials_are_pruned(
+    tmp_path: Path, recorded: list[tuple[int, float, float]]
+) -> None:
+    """A one-day window: the restored totals are rebuilt, not slid, so scores agree to
+    rounding (merge vs subtract order), and the nightly step prunes expired rows."""
+    config = replace(DetectorConfig(), baseline=replace(BaselineConfig(), window_days=1,
+                                                        global_min_span_s=6 * 3600.0))
+    chunks = list(_chunks(_stream()))
+    await _run(tmp_path / "straight.db", chunks, None, config)
+    straight = list(recorded)
+    recorded.clear()
+    await _run(tmp_path / "restart.db", chunks, 12, config)  # hour 43: the window has slid
+    once = list(recorded)
+    assert [x[:2] for x in straight] == [x[:2] for x in once]
+    a = np.array([z for *_, z in straight])
+    b = np.array([z for *_, z in once])
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-9, atol=1e-9)
+    x, y = await _anomalies(tmp_path / "straight.db"), await _anomalies(tmp_path / "restart.db")
+    assert x and [r[:6] + r[7:] for r in x] == [r[:6] + r[7:] for r in y]
+    assert [r[6] for r in x] == pytest.approx([r[6] for r in y], rel=1e-9)
+    async with SqliteStore(tmp_path / "restart.db") as store:
+        (low, high) = await store._one("SELECT min(day), max(day) FROM metric_aggregates")
+    last_day = (T0 // HOUR_NS + DAYS * 24) // 24  # the data ends just before this day
+    # the 03:00 step of last_day kept day - window (1) - 1 on; the data began a day earlier
+    first_day = T0 // HOUR_NS // 24
+    assert first_day == last_day - 3
+    assert (low, high) == (last_day - 2, last_day - 1)

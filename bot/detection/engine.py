@@ -226,7 +226,8 @@ class DetectionEngine:
         """Recompute every key's severity thresholds from its score histograms; returns keys."""
         from bot.detection.recalc import compute_all, save
 
-        new = await compute_all(self.store, self.config, now_ns, self.series_ids)
+        spans = {k: sid for k, sid in self.series_ids.items() if k in self.key_index}
+        new = await compute_all(self.store, self.config, now_ns, spans)  # not metric series
         await save(self.store, new, self.wall_clock())
         for key, th in new.items():
             k = self.key_index.get(key)
