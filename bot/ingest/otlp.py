@@ -77,13 +77,15 @@ def _scopes(raw: Any) -> tuple[list[ScopeInfo], list[int], list[bytes]]:
     counts: list[int] = []
     raws: list[bytes] = []
     for rs in raw.resource_spans:
-        service = _service_name(rs.resource)
-        resource = rs.resource.SerializeToString()
+        resource = rs.resource
+        service, resource_pb = _service_name(resource), resource.SerializeToString()
         for ss in rs.scope_spans:
-            if ss.spans:
-                scopes.append(ScopeInfo(service, resource, ss.scope.name, ss.scope.version))
-                counts.append(len(ss.spans))
-                raws += ss.spans
+            spans = ss.spans
+            if count := len(spans):
+                scope = ss.scope
+                scopes.append(ScopeInfo(service, resource_pb, scope.name, scope.version))
+                counts.append(count)
+                raws += spans
     return scopes, counts, raws
 
 
