@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,17 +93,27 @@ def _rate(spans: int, seconds: float, bare: float) -> dict[str, float]:
 async def ingest_bench(n_spans: int = 1_000_000, *, spans_per_request: int = 1000,
                        pool_size: int = 16, store_dir: Path | None = None,
                        with_store: bool = True, flush_interval_s: float = 5.0,
-                       progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                       progress: Callable[[int], None] | None = None,
+                       rss_at: Sequence[int] = (1_000_000, 5_000_000)) -> dict[str, Any]:
     """Run the benchmark; see `run_ingest_bench`."""
     start_memory = process_memory_mib()
     pool = PayloadPool(spans_per_request, pool_size)
+    checkpoints = sorted(rss_at)
+    rss_seen: dict[int, float] = {}
+
+    def on_progress(done: int) -> None:
+        while checkpoints and done >= checkpoints[0]:  # RSS as the span count passes each mark
+            rss_seen[checkpoints.pop(0)] = round(process_memory_mib()["rss_mib"], 1)
+        if progress is not None:
+            progress(done)
+
     with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
         store = SqliteStore(Path(tmp) / "bench.db")
         await store.open()
         try:
             pipeline = IngestPipeline(store) if with_store else None
             clock, spans, requests, size = await _run(pool, n_spans, pipeline, flush_interval_s,
-                                                      progress)
+                                                      on_progress)
             stats = await store.stats()
         finally:
             await store.close()
@@ -120,6 +130,7 @@ async def ingest_bench(n_spans: int = 1_000_000, *, spans_per_request: int = 100
                   "exemplar_traces": stats.exemplar_traces, "file_bytes": stats.file_bytes},
         "memory_mib": {"start_rss": round(start_memory["rss_mib"], 1),
                        **{k: round(v, 1) for k, v in process_memory_mib().items()}},
+        "rss_mib_at_spans": rss_seen,
     }
 
 
@@ -129,7 +140,8 @@ def run_ingest_bench(n_spans: int = 1_000_000, **options: Any) -> dict[str, Any]
     Options: spans_per_request (1000), pool_size (16 distinct requests, rotated with
     fresh trace ids and later times), store_dir (for the temporary SQLite file),
     with_store (False: decode only), flush_interval_s (5.0, as the service's default),
-    progress (called with the span count after each request).
+    progress (called with the span count after each request), rss_at (span counts at
+    which to read the resident set size; those the run reaches are reported).
     """
     return asyncio.run(ingest_bench(n_spans, **options))
 
@@ -152,6 +164,10 @@ def print_ingest_table(result: dict[str, Any], console: Console | None = None) -
         f"pipeline ingest {result['pipeline_ingest_s']:.2f} s, "
         f"flush {result['pipeline_flush_s']:.2f} s; RSS {mem['rss_mib']:.0f} MiB "
         f"(peak {mem['peak_rss_mib']:.0f}, start {mem['start_rss']:.0f}); store {result['store']}")
+    marks = ", ".join(f"{spans:,} spans: {rss:.0f} MiB"
+                      for spans, rss in result["rss_mib_at_spans"].items())
+    if marks:
+        console.print(f"RSS after {marks}")
 
 
 if __name__ == "__main__":
@@ -160,5 +176,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--decode-only", action="store_true")
+    parser.add_argument("--rss-at", default="1000000,5000000",
+                        help="span counts at which to report RSS (comma-separated)")
     args = parser.parse_args()
-    print_ingest_table(run_ingest_bench(args.spans, with_store=not args.decode_only))
+    print_ingest_table(run_ingest_bench(args.spans, with_store=not args.decode_only,
+                                        rss_at=[int(x) for x in args.rss_at.split(",") if x]))

@@ -32,11 +32,14 @@ def test_each_round_has_new_traces_later_in_time() -> None:
 
 
 async def test_bench_reports_every_stage(tmp_path: Path) -> None:
-    result = await ingest_bench(2000, spans_per_request=500, pool_size=2, store_dir=tmp_path)
+    result = await ingest_bench(2000, spans_per_request=500, pool_size=2, store_dir=tmp_path,
+                                rss_at=(1000, 1500, 10_000))
     assert (result["spans"], result["requests"]) == (2000, 4)
     for stage in ("bare_parse", "decode", "full"):
         assert result[stage]["spans_per_s"] > 0
     assert result["full"]["seconds"] >= result["decode"]["seconds"]
     assert result["store"]["series"] > 0 and result["store"]["exemplar_traces"] > 0
     assert 0 < result["memory_mib"]["rss_mib"] <= result["memory_mib"]["peak_rss_mib"]
+    assert list(result["rss_mib_at_spans"]) == [1000, 1500]  # 10,000 was never reached
+    assert all(rss > 0 for rss in result["rss_mib_at_spans"].values())
     assert process_memory_mib()["rss_mib"] > 0
