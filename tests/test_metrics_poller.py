@@ -20,7 +20,7 @@ from bot.detection.metrics_poller import (
     parse_queries,
     poller_from_settings,
 )
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from bot.store import SqliteStore
 from tests.prometheus_support import QueryRangeStandIn, free_port, wrap_matrix
 from tools.metrics.prometheus import PrometheusClient, PrometheusUnavailable
@@ -71,7 +71,7 @@ def test_parse_queries() -> None:
 
 
 def test_poller_from_settings(tmp_path: Path) -> None:
-    assert poller_from_settings(Settings(db_path=tmp_path / "x.db"), None) is None  # type: ignore[arg-type]
+    assert poller_from_settings(load_settings(db_path=tmp_path / "x.db"), None) is None  # type: ignore[arg-type]
     s = load_settings(db_path=tmp_path / "x.db", prometheus_url="http://127.0.0.1:9",
                       metrics_queries="cpu=sum(x);up", metrics_delay_s=5)
     poller = poller_from_settings(s, None)  # type: ignore[arg-type]
