@@ -44,3 +44,29 @@ def test_keys_from_bytes_equal_the_name_column(extra: str, monkeypatch: pytest.M
     names_, codes = batch.key_codes()
     assert len(names_) == len(set(batch.keys))  # one code per key, across both api scopes
     assert (used_bytes[0] is not None) == (extra == "")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+@pytest.mark.parametrize(("tail", "rejected"), [(b"\x22\x04abcd", {"bad_id": 1}),
+                                                (b"\x22\x08" + bytes(range(1, 9)), {})])
+def test_a_parent_id_out_of_field_order_is_still_checked(tail: bytes,
+                                                         rejected: dict[str, int]) -> None:
+    """A parent id after the other fields (the last one counts) is not where the column path
+    looks; the parent column's length tells, and the request is checked span by span."""
+    spans = [span(f"op{i}", parent=bytes(range(8)) if i % 2 else b"") for i in range(6)]
+    raws = [s.SerializeToString() for s in spans]
+    raws[2] += tail  # span 2 had no parent; now it has one, out of order
+    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
+    rs = b"\x12" + _varint(len(scope)) + scope
+    rejects = RejectCounter()
+    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, rejects)
+    assert rejects.as_dict() == rejected
+    assert len(batch) == 6 - len(rejected)
+    assert batch.keys == [f"unknown_service:op{i}" for i in range(6) if i != 2 or not rejected]

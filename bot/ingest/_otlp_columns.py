@@ -67,7 +67,7 @@ class SpanBytes:
 
 def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | None:
     """The (n, 16) trace ids and (n, 8) span ids when the merged columns line up with the
-    spans, else None."""
+    spans, else None. Parent ids are the caller's to check (`name_groups` counts them)."""
     n = len(spans)
     if not (len(cols.trace_id) == len(cols.span_id) == len(cols.name)
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
@@ -87,21 +87,21 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
     if ((np.array(cols.kind, np.int32).view(np.uint32) > 5).any()
             or (np.array(cols.status.code, np.int32).view(np.uint32) > 2).any()):
         return None
-    if not set(map(len, cols.parent_span_id)) <= {8}:
-        return None
-    return trace_ids, span_ids
+    return trace_ids, span_ids  # parent ids: see name_groups
 
 
-def name_groups(spans: SpanBytes,
-                scope_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes]] | None:
+def name_groups(spans: SpanBytes, scope_of: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, list[bytes], int] | None:
     """Rows grouped by (scope, span name) straight from the bytes, for `trusted_ids` requests.
 
-    Returns (group of each row, first row of each group, each group's name bytes), or
-    None when a span is laid out otherwise (trace_state, an empty or long name), and
-    the caller reads the name column instead. After the head, encoders write the
-    parent id (if any), then the name; with one name per span (the column count),
-    the name found there is the span's. Groups come from a hash of the name bytes and
-    are then checked byte for byte, so they are exact.
+    Returns (group of each row, first row of each group, each group's name bytes, how
+    many spans have an 8-byte parent id right after the head), or None when a span is
+    laid out otherwise (trace_state, an empty or long name), and the caller reads the
+    name column instead. After the head, encoders write the parent id (if any), then
+    the name; with one name per span (the column count), the name found there is the
+    span's. Every parent id found here is in the parent column, so when the column is
+    no longer than that count, every parent id is 8 bytes. Groups come from a hash of
+    the name bytes and are then checked byte for byte, so they are exact.
     """
     buf, n = spans.buf, len(spans)
     at = spans.starts + _HEAD
@@ -141,7 +141,8 @@ def name_groups(spans: SpanBytes,
             and (length == length[rep]).all() and (scope_of == scope_of[rep]).all()):
         return None  # a hash collision: never wrong, only slower
     starts, lengths = first_byte[firsts].tolist(), length[firsts].tolist()
-    return group, firsts, [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
+    names_bytes = [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
+    return group, firsts, names_bytes, int(np.count_nonzero(has_parent))
 
 
 @cache

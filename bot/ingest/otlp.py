@@ -194,8 +194,12 @@ def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
     n = len(spans)
     scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
     groups = name_groups(spans, scope_of)
+    parents = len(cols.parent_span_id)
+    if (groups is None or parents != groups[3]) and not set(
+            map(len, cols.parent_span_id)) <= {8}:
+        return None  # some parent id is not 8 bytes: span by span, to count each
     if groups is not None:
-        key_names, key_codes = _group_keys(scopes, scope_of, *groups)
+        key_names, key_codes = _group_keys(scopes, scope_of, *groups[:3])
     else:
         names = list(cols.name)
         if "" in names:
