@@ -1,10 +1,10 @@
 """Per-(key, hour) aggregate deltas kept as dense numpy columns, folded a whole batch at a time.
 
-A batch is sorted once by (key, hour); every statistic of `LatencyAggregate` is
-then one `reduceat` (or one `bincount` for the histograms) over all its groups,
-and added into the pending rows of those groups with fancy indexing. Python
-work per batch is per group, never per span. `take()` turns the pending rows
-back into `LatencyAggregate`s for the store.
+A batch's rows get a (key, hour) group number each; every statistic of
+`LatencyAggregate` is then one `bincount` or `ufunc.at` over all groups, added
+into the pending rows of those groups with fancy indexing. Python work per batch
+is per group, never per span. `take()` turns the pending rows back into
+`LatencyAggregate`s for the store.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ _MIN_LOG_MS = 1e-6  # as LatencyAggregate.add
 
 @dataclass(frozen=True, slots=True)
 class Groups:
-    """Rows of a batch grouped by (key index, hour): `order[bounds[g]:bounds[g+1]]` is group g."""
+    """Rows of a batch grouped by (key index, hour), groups in (key, hour) order.
 
-    order: np.ndarray  # row indices, sorted by (key, hour), stable
-    bounds: np.ndarray  # G + 1 offsets into order
+    No sort: each row gets its group number from a presence table over the (key, hour)
+    codes, and per-group statistics are `bincount`s and unbuffered `ufunc.at`s, which
+    visit rows in order (so sums add up exactly as a row-by-row loop would).
+    """
+
+    group: np.ndarray  # group number of each row
     keys: np.ndarray  # key index of each group
     hours: np.ndarray  # UTC hour (start // HOUR_NS) of each group
 
@@ -35,25 +39,49 @@ class Groups:
         low = int(hours.min())
         width = int(hours.max()) - low + 1
         code = key_idx * width + (hours - low)
-        if int(code.max()) < 1 << 16:
-            code = code.astype(np.uint16)  # numpy's stable sort is a radix sort for 16 bits
-        order = np.argsort(code, kind="stable")
-        sorted_code = code[order]
-        cuts = np.flatnonzero(sorted_code[1:] != sorted_code[:-1]) + 1
-        bounds = np.concatenate(([0], cuts, [code.size]))
-        first = sorted_code[bounds[:-1]].astype(np.int64)
-        return cls(order, bounds, first // width, first % width + low)
+        top = int(code.max()) + 1
+        if top <= _TABLE_LIMIT:
+            present = np.zeros(top, np.bool_)
+            present[code] = True
+            group = (np.cumsum(present) - 1)[code]
+            first = np.flatnonzero(present)
+        else:  # keys x hours too wide for a table
+            first, group = np.unique(code, return_inverse=True)
+        return cls(group, first // width, first % width + low)
 
     def __len__(self) -> int:
         return int(self.keys.size)
 
     def rows(self, g: int) -> np.ndarray:
-        return self.order[self.bounds[g] : self.bounds[g + 1]]
+        """Rows of group g, ascending."""
+        rows: np.ndarray = np.flatnonzero(self.group == g)
+        return rows
 
-    def reduce(self, ufunc: np.ufunc, sorted_values: np.ndarray) -> np.ndarray:
-        """`ufunc` over each group of values already in `order`."""
-        out: np.ndarray = ufunc.reduceat(sorted_values, self.bounds[:-1])
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.bincount(self.group, values, len(self))
         return out
+
+    def min(self, values: np.ndarray) -> np.ndarray:
+        return self._at(np.minimum, values, _highest(values.dtype))
+
+    def max(self, values: np.ndarray) -> np.ndarray:
+        return self._at(np.maximum, values, _lowest(values.dtype))
+
+    def _at(self, ufunc: np.ufunc, values: np.ndarray, start: float | int) -> np.ndarray:
+        out = np.full(len(self), start, values.dtype)
+        ufunc.at(out, self.group, values)
+        return out
+
+
+_TABLE_LIMIT = 1 << 20
+
+
+def _highest(dtype: np.dtype) -> float | int:
+    return math.inf if dtype.kind == "f" else int(np.iinfo(dtype).max)
+
+
+def _lowest(dtype: np.dtype) -> float | int:
+    return -math.inf if dtype.kind == "f" else int(np.iinfo(dtype).min)
 
 
 class Deltas:
@@ -90,20 +118,17 @@ class Deltas:
 
     def add(self, groups: Groups, durations_ns: np.ndarray, errors: np.ndarray) -> None:
         """Fold every group of a batch in (what `LatencyAggregate.add` does, for all at once)."""
-        ms = durations_ns[groups.order] / 1e6
-        rows = np.empty((ms.size, 4))
-        rows[:, 0] = 1.0
-        logs = np.log(np.maximum(ms, _MIN_LOG_MS), out=rows[:, 1])
-        np.multiply(logs, logs, out=rows[:, 2])
-        rows[:, 3] = errors[groups.order]
+        ms = durations_ns / 1e6
+        logs = np.log(np.maximum(ms, _MIN_LOG_MS))
+        n_groups = len(groups)
         slots = self._slots(groups.keys.tolist(), groups.hours.tolist())
-        self.sums[slots] += np.add.reduceat(rows, groups.bounds[:-1], axis=0)
-        self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.reduce(np.minimum, ms))
-        self.max_ms[slots] = np.maximum(self.max_ms[slots], groups.reduce(np.maximum, ms))
-        sizes = np.diff(groups.bounds)
-        group_of = np.repeat(np.arange(len(groups)), sizes)
-        flat = np.bincount(group_of * N_BINS + bin_index(ms), minlength=len(groups) * N_BINS)
-        self.hist[slots] += flat.reshape(len(groups), N_BINS)
+        self.sums[slots] += np.stack((np.bincount(groups.group, minlength=n_groups),
+                                      groups.sum(logs), groups.sum(logs * logs),
+                                      groups.sum(errors)), axis=1)
+        self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.min(ms))
+        self.max_ms[slots] = np.maximum(self.max_ms[slots], groups.max(ms))
+        flat = np.bincount(groups.group * N_BINS + bin_index(ms), minlength=n_groups * N_BINS)
+        self.hist[slots] += flat.reshape(n_groups, N_BINS)
 
     def take(self) -> dict[tuple[int, int], LatencyAggregate]:
         """Every pending aggregate, leaving none behind."""

@@ -25,6 +25,7 @@ __all__ = ["ExemplarPicker"]
 
 _SELECTED_CAP = 20_000  # trace ids whose late spans are still collected
 _MASK64 = (1 << 64) - 1
+_HOUR_NS = 3_600_000_000_000
 
 
 SpanBuilder = Callable[[], Span]
@@ -59,12 +60,12 @@ class ExemplarPicker:
         """`consider` every group of a batch whose slowest span beats its group's floor.
 
         `durations_ns` are the batch's valid rows (`rows` of the batch, or all of it when
-        None), in the order `groups` indexes them. Groups that cannot place a span
+        None), as `groups` numbers them. Groups that cannot place a span
         among the slowest N cost one comparison, and none of their spans is built.
         """
         if self._n == 0:
             return
-        slowest = groups.reduce(np.maximum, durations_ns[groups.order]).tolist()
+        slowest = groups.max(durations_ns).tolist()
         for g, (key, hour_ns) in enumerate(zip(keys, hours_ns, strict=True)):
             top = self._top.get((key, hour_ns))
             if top is None:
@@ -185,6 +186,46 @@ class ExemplarPicker:
             await self._store.trim_exemplars(sid, hour_ns, self._n)
         for trace_id, spans in late.items():
             await self._store.add_exemplar_spans(trace_id, [build() for build in spans.values()])
+
+    async def keep(self, wanted: dict[str, str]) -> int:
+        """Save whole traces that took part in an anomaly (trace id -> the anomaly's key), pinned.
+
+        The slowest-N rule alone would drop an anomaly's trace that was not among its
+        hour's slowest; these are rebuilt from the buffer of recent batches and kept for
+        the anomaly retention. Returns how many were found and saved.
+        """
+        if not wanted:
+            return 0
+        hashes = np.fromiter((trace_id_hash(t) for t in wanted), np.uint64, len(wanted))
+        found: dict[str, _Pending] = {}
+        for batch in self._buffer:
+            rows = np.flatnonzero(np.isin(batch.trace_id_hashes(), hashes))
+            if rows.size == 0:
+                continue
+            names, codes = batch.key_codes()
+            for i in rows.tolist():
+                trace_id = batch.trace_id(i)
+                key = wanted.get(trace_id)
+                if key is None:
+                    continue
+                dur, start = int(batch.duration_ns[i]), int(batch.start_ns[i])
+                p = found.get(trace_id)
+                if p is None:
+                    p = found[trace_id] = _Pending(key, start // _HOUR_NS * _HOUR_NS, 0, start)
+                if names[int(codes[i])] == key and dur > p.duration_ns:
+                    p.duration_ns, p.start_ns = dur, start
+                    p.hour_ns = start // _HOUR_NS * _HOUR_NS
+                span_id, build = batch.deferred(i)
+                p.spans.setdefault(span_id, build)
+        traces = []
+        for trace_id, p in found.items():
+            sid = await self._series_id(p.key)
+            if sid is not None and p.duration_ns > 0:
+                traces.append(ExemplarTrace(trace_id, sid, p.hour_ns, p.duration_ns, p.start_ns,
+                                            pinned=True,
+                                            spans=[b() for b in p.spans.values()]))
+        await self._store.save_exemplars(traces)
+        return len(traces)
 
     async def _series_id(self, key: str) -> int | None:
         info = await self._store.get_series(key)

@@ -99,7 +99,7 @@ class IngestPipeline:
         async with self._lock:
             self._exemplars.remember(batch)
             self._deltas.add(groups, durs, errs)
-            self._see(groups, starts)
+            self._see(key_idx, starts)
             names_of = self._key_names
             await self._exemplars.consider_groups(
                 [names_of[k] for k in groups.keys.tolist()], (groups.hours * HOUR_NS).tolist(),
@@ -108,13 +108,12 @@ class IngestPipeline:
             self.stats.batches += 1
             self.stats.latest_span_ns = max(self.stats.latest_span_ns, int(starts.max()))
 
-    def _see(self, groups: Groups, starts: np.ndarray) -> None:
+    def _see(self, key_idx: np.ndarray, starts: np.ndarray) -> None:
         """Widen the first/last start of every key in the batch."""
         if self._seen_lo.size < len(self._key_names):
             self._grow_seen(len(self._key_names))
-        ordered = starts[groups.order]
-        np.minimum.at(self._seen_lo, groups.keys, groups.reduce(np.minimum, ordered))
-        np.maximum.at(self._seen_hi, groups.keys, groups.reduce(np.maximum, ordered))
+        np.minimum.at(self._seen_lo, key_idx, starts)
+        np.maximum.at(self._seen_hi, key_idx, starts)
 
     def _grow_seen(self, need: int) -> None:
         size = max(need, 2 * self._seen_lo.size, 64)
@@ -177,6 +176,11 @@ class IngestPipeline:
             self.rejects.add(RejectReason.SERIES_LIMIT,
                              f"{names[code]} (limit {self._max_series})", n)
         return lut
+
+    async def keep_traces(self, wanted: dict[str, str]) -> int:
+        """Keep the whole traces of an anomaly (trace id -> its key) as pinned exemplars."""
+        async with self._lock:
+            return await self._exemplars.keep(wanted)
 
     async def flush(self) -> None:
         """Merge pending deltas into the store. On failure the deltas are kept for the next try."""
