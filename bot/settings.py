@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     lifecycle_open_k: int = Field(
         2, ge=1, description="an anomaly opens when k of the last n windows are anomalous ...")
     lifecycle_open_n: int = Field(3, ge=1, description="... out of n windows")
+    lifecycle_metric_open_k: int = Field(
+        3, ge=1, description="the same rule for metric series (one noisy sample a minute) ...")
+    lifecycle_metric_open_n: int = Field(5, ge=1, description="... out of n samples")
     lifecycle_quiet_period_s: float = Field(
         600.0, ge=0, description="an anomaly resolves after this long without anomalous windows")
     lifecycle_cooldown_s: float = Field(

@@ -181,10 +181,18 @@ class LevelShiftConfig:
 class LifecycleConfig:
     """Anomaly open / update / resolve, cooldown and flap damping, per key."""
 
+    def for_metrics(self) -> LifecycleConfig:
+        """The same rules with the metric series' opening rule."""
+        return dataclasses.replace(self, open_k=self.metric_open_k, open_n=self.metric_open_n)
+
     # Open when k of the last n windows carry a severity (missing windows count as quiet).
     # 2 of 3 detects in two minutes; `opsbot eval sim` measured 3 of 5 at a 180 s median.
     open_k: int = 2
     open_n: int = 3
+    # A metric sample is one value a minute, not a window over many spans: noisier, so a
+    # metric series needs more evidence (on Nezha's fault-free hours 2 of 3 doubled the alerts).
+    metric_open_k: int = 3
+    metric_open_n: int = 5
     sustain_score: float = 2.0  # hysteresis: while open, a window at or above this keeps it alive
     quiet_period_s: float = 600.0  # resolve after this long without a sustaining window
     cooldown_s: float = 1800.0  # no re-open of the same key for this long after a resolve
@@ -195,6 +203,8 @@ class LifecycleConfig:
     def __post_init__(self) -> None:
         _check("lifecycle_open_n", self.open_n, 1, 10**6)
         _check("lifecycle_open_k", self.open_k, 1, self.open_n)
+        _check("lifecycle_metric_open_n", self.metric_open_n, 1, 10**6)
+        _check("lifecycle_metric_open_k", self.metric_open_k, 1, self.metric_open_n)
         _check("lifecycle_sustain_score", self.sustain_score, 0.0, math.inf)
         _check("lifecycle_quiet_period_s", self.quiet_period_s, 0.0, 3650 * DAY_S)
         _check("lifecycle_cooldown_s", self.cooldown_s, 0.0, 3650 * DAY_S)

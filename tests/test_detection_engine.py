@@ -36,6 +36,9 @@ async def test_incidents_are_detected_grouped_and_persisted(tmp_path: Path) -> N
         assert pinned
         kept = await store.slowest_exemplars(anomalies[0].series_id, T0, END, 100)
         assert any(e.pinned for e in kept if e.trace_id in pinned)
+        # every trace that took part in an anomaly is kept whole, slowest-N or not
+        for trace_id in pinned:
+            assert len(await store.get_trace(trace_id)) > 1, trace_id
     kinds = {(e.subject, e.kind) for e in run.events}
     assert {("anomaly", "opened"), ("anomaly", "resolved"), ("incident", "resolved")} <= kinds
     for e in run.events:  # subscribers get the record after it was written

@@ -187,9 +187,11 @@ async def write_step(
         rec.incident_id = inc.id if inc is not None else rec.incident_id
     if records:
         await store.upsert_anomalies(list(records.values()))
-        pins = [t for r in records.values() for t in r.exemplar_trace_ids if t]
+        pins = {t: r.key for r in records.values() for t in r.exemplar_trace_ids if t}
         if pins:
-            await store.pin_traces(pins)
+            await store.pin_traces(list(pins))
+            if engine.trace_keeper is not None:
+                await engine.trace_keeper(pins)
     delivered = await _deliver(engine, order, records, changes, incidents, now_ns)
     engine.book.forget(now_ns)
     await save_state(engine)

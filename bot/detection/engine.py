@@ -23,7 +23,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,8 @@ class DetectionEngine:
         self.stats = EngineStats()
         self.rolling = RollingBaselines(self.config.baseline)
         self.graph = CallGraph(self.config.grouping)
+        # Saves an anomaly's whole traces (trace id -> key) as pinned exemplars; set by `tap`.
+        self.trace_keeper: Callable[[dict[str, str]], Awaitable[int]] | None = None
         self.book = IncidentBook(int(self.config.grouping.overlap_slack_s * 1e9))
         self.key_names: list[str] = []
         self.key_index: dict[str, int] = {}

@@ -188,7 +188,8 @@ class MetricSeriesDetection:
             tracker = self.trackers.get(key)
             if decision is not None or tracker is not None:
                 if tracker is None:
-                    tracker = self.trackers[key] = AnomalyTracker(key, cfg.lifecycle, self.step_s)
+                    tracker = self.trackers[key] = AnomalyTracker(
+                        key, cfg.lifecycle.for_metrics(), self.step_s)
                 detail = {"signal": "metric", "observed": v, "expected": base.p50,
                           "baseline": {"p50": base.p50, "p95": base.p95, "p99": base.p99}}
                 events += [(ev, detail) for ev in tracker.observe(t, bad, decision)]
@@ -244,7 +245,8 @@ class MetricSeriesDetection:
         self.service_of[key], self.metric_of[key] = snap.service, snap.metric
         self.last_sample_ns[key] = snap.last_sample_ns
         if snap.tracker is not None:
-            self.trackers[key] = AnomalyTracker.from_dict(snap.tracker, cfg.lifecycle, self.step_s)
+            self.trackers[key] = AnomalyTracker.from_dict(snap.tracker, cfg.lifecycle.for_metrics(),
+                                                         self.step_s)
         if snap.shift is not None:
             self.shifts[key] = LevelShiftTracker.from_dict(cfg.level_shift, snap.shift)
         self._saved_trackers[key] = json.dumps([snap.tracker, snap.shift], sort_keys=True)

@@ -34,7 +34,13 @@ def tap(pipeline: IngestPipeline, engine: DetectionEngine) -> Callable[[], None]
         await engine.ingest(batch)
 
     pipeline.ingest = ingest  # type: ignore[method-assign]
-    return lambda: setattr(pipeline, "ingest", original)
+    engine.trace_keeper = pipeline.keep_traces  # an anomaly's traces outlive the slowest-N rule
+
+    def undo() -> None:
+        pipeline.ingest = original  # type: ignore[method-assign]
+        engine.trace_keeper = None
+
+    return undo
 
 
 async def run_ticker(
