@@ -164,7 +164,7 @@ class DetectionEngine:
         n = len(batch)
         if n == 0:
             return
-        key = self._key_indices(batch.keys)
+        key = self._key_indices(*batch.key_codes())
         start = np.asarray(batch.start_ns, np.int64)
         dur = np.asarray(batch.duration_ns, np.float64) / 1e6
         err = np.asarray(batch.error, np.bool_)
@@ -365,18 +365,31 @@ class DetectionEngine:
 
     # -- keys and graph --
 
-    def _key_indices(self, keys: list[str]) -> npt.NDArray[np.int64]:
+    def _key_indices(self, names: list[str], codes: npt.NDArray[np.int64] | None = None,
+                     ) -> npt.NDArray[np.int64]:
+        """Engine key index of every row, from the batch's distinct keys and per-row codes
+        (`names[codes[i]]`; without codes, one row per name).
+
+        One lookup per distinct key, not per row; new keys are numbered in the order of
+        their first row, as a row-by-row pass would.
+        """
+        if codes is None:
+            codes = np.arange(len(names), dtype=np.int64)
         index = self.key_index
         get = index.get
-        out = np.fromiter((get(k, -1) for k in keys), np.int64, len(keys))
-        for i in np.flatnonzero(out < 0).tolist():
-            name = keys[i]
-            k = index.get(name)
-            if k is None:
-                k = index[name] = len(self.key_names)
-                self.key_names.append(name)
-            out[i] = k
+        lut = np.fromiter((get(k, -1) for k in names), np.int64, len(names))
+        if lut.min(initial=0) < 0:
+            present, first = np.unique(codes, return_index=True)
+            for code in present[np.argsort(first)].tolist():
+                if lut[code] < 0:
+                    name = names[code]
+                    k = index.get(name)
+                    if k is None:
+                        k = index[name] = len(self.key_names)
+                        self.key_names.append(name)
+                    lut[code] = k
         self.rolling.ensure(len(self.key_names))
+        out: npt.NDArray[np.int64] = lut[codes]
         return out
 
     def _sample_graph(self, batch: SpanBatch) -> None:
