@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.facts import Child, Facts
+from agent.facts import Child, Facts, metric_anomaly
 from agent.verify import metric_level
 
 __all__ = ["Finding", "findings"]
@@ -49,6 +49,18 @@ def _ratio(cur: float | None, base: float | None) -> float | None:
     return cur / base if cur is not None and base else None
 
 
+def _p99_ratio(f: Facts) -> float | None:
+    """Observed p99 around the time asked about (else the anomaly's figure) over the baseline's."""
+    return _ratio(f.current_p99_ms if f.current_p99_ms is not None else f.observed_ms,
+                  f.baseline_p99_ms)
+
+
+def _tail_grew(f: Facts) -> bool:
+    """The slow tail moved far more than the median: some calls stall, most do not."""
+    p50, p99 = _ratio(f.current_p50_ms, f.baseline_p50_ms), _p99_ratio(f)
+    return p50 is not None and p99 is not None and p99 >= 3.0 and p99 >= 2.0 * p50
+
+
 def _op(f: Facts) -> str:
     return (f.operation or "").lower()
 
@@ -71,12 +83,19 @@ def _metric_text(f: Facts, name: str, unit: str) -> str:
 def _memory(f: Facts) -> Finding | None:
     if metric_level(f, "memory") != "high":
         return None
-    m = f.metrics["memory"]
+    m = f.metrics.get("memory")
+    alarm = metric_anomaly(f, "memory")
+    if m is not None:
+        level = _metric_text(f, "memory", " MB")
+    else:
+        level = f"{_n(float((alarm or {}).get('observed_ms') or 0))} MB"
+    cite = m.evidence if m is not None else f.cite.get("anomaly", "E1")
+    alarm_text = " (the detector has an open memory anomaly on it)" if alarm else ""
     return Finding("memory growth", "memory_leak", 0.9,
-                   f"memory of {f.service} is high at {_metric_text(f, 'memory', ' MB')}: a leak "
+                   f"memory of {f.service} is high at {level}{alarm_text}: a leak "
                    "or an unbounded cache, with more GC work as it grows",
                    f"memory of {f.service} is high and growing: a leak or an unbounded cache",
-                   m.evidence, ["Take a heap profile of the service and compare it with one "
+                   cite, ["Take a heap profile of the service and compare it with one "
                                 "from before the growth.", "Restart one instance as a stopgap "
                                 "and watch whether memory climbs again."])
 
@@ -99,7 +118,8 @@ def _errors_text(f: Facts) -> str:
 def _retry_storm(f: Facts) -> Finding | None:
     rate = f.metrics.get("rate")
     surge = _ratio(rate.value if rate else None, rate.baseline if rate else None)
-    if not _errors_high(f) or surge is None or surge < 2.0:
+    rate_alarm = metric_anomaly(f, "rate") is not None
+    if rate is None or not _errors_high(f) or not (rate_alarm or (surge or 0.0) >= 1.5):
         return None
     return Finding("errors with a request surge", "retry_storm", 0.9,
                    f"failures at {_errors_text(f)} while requests rose to "
@@ -195,31 +215,69 @@ def _connect(f: Facts) -> Finding | None:
 _CONNECT_WORDS = ("tcp.connect", "handshake", "tls", "connect")
 
 
+_SETUP_WORDS = ("tcp.connect", "handshake", "tls", "connect")
+_COLD_WORDS = ("cold_start", "coldstart", "cold start", "warmup", "warm-up", "bootstrap", "init")
+
+
+def _cold_marker(f: Facts) -> str | None:
+    """A span or attribute that says so: an init/cold-start span, or faas.coldstart=true."""
+    for c in f.children:
+        op = c.key.split(":", 1)[-1].lower()
+        if any(w in op for w in _COLD_WORDS):
+            return c.key
+    attrs = [f.subject_attrs, *(c.attributes for c in f.children)]
+    return "faas.coldstart" if any(str(a.get("faas.coldstart", "")).lower() == "true"
+                                   for a in attrs) else None
+
+
+def _new_connections(f: Facts) -> str | None:
+    """Connection set-up that moved with the slowdown: an open anomaly on a set-up span of the
+    same service, or a set-up span on the slow trace."""
+    for r in f.related:
+        key = str(r.get("key", ""))
+        if "{" not in key and r.get("service") == f.service and key != f.key and any(
+                w in key.split(":", 1)[-1] for w in _SETUP_WORDS):
+            return key
+    return next((c.key for c in f.children if any(w in c.key for w in _SETUP_WORDS[:3])), None)
+
+
 def _cold_start(f: Facts) -> Finding | None:
-    connect = [c for c in f.children if any(w in c.key for w in ("tcp.connect", "handshake",
-                                                                  "tls"))]
-    if not connect or metric_level(f, "cpu") != "high":
+    marker = _cold_marker(f)
+    setup = _new_connections(f)
+    cpu = metric_level(f, "cpu") == "high" and (f.metric("cpu") or 0.0) < 70.0
+    if marker is None and not (setup and cpu and _self_share(f) >= 0.5):
         return None
-    return Finding("connection set-up and CPU", "cold_start", 0.75,
-                   f"new connections ({connect[0].key}) and CPU at "
-                   f"{_metric_text(f, 'cpu', '%')}: fresh instances are warming up",
-                   "new connections and raised CPU: fresh instances are warming up",
-                   connect[0].evidence, ["Check for a recent scale-out or restart.",
-                                         "Pre-warm instances (connection pools, caches) "
-                                         "before they take traffic."])
+    why = (f"{marker} on the trace" if marker else
+           f"new connections being set up ({setup} is anomalous at the same time) and raised CPU")
+    p99 = f.current_p99_ms
+    slow = (f" (p99 {_n(p99)} ms against a baseline p99 of {_n(f.baseline_p99_ms)} ms)"
+            if p99 is not None and f.baseline_p99_ms else "")
+    return Finding("cold start", "cold_start", 0.9 if marker else 0.8,
+                   f"{f.key} is slow in its own work{slow} with {why}: fresh instances are "
+                   "warming up (a cold start: empty caches and pools, new connections)",
+                   f"{f.key} is slow in its own work with {why}: fresh instances are warming up",
+                   f.cite.get("observed", f.cite.get("anomaly", "E1")),
+                   ["Check for a recent scale-out, restart or deploy of the service.",
+                    "Pre-warm instances (connection pools, caches) before they take traffic."])
 
 
 def _saturation(f: Facts) -> Finding | None:
     if metric_level(f, "cpu") != "high":
         return None
-    cpu = f.metrics["cpu"]
+    cpu = f.metrics.get("cpu")
+    if cpu is None:  # only the detector's CPU anomaly: no figure to weigh it by
+        return None
     if cpu.value >= 70.0:
         return Finding("CPU saturation", "cpu_saturation", 0.85,
                        f"CPU of {f.service} at {_metric_text(f, 'cpu', '%')}: requests queue "
                        "for CPU", f"{f.service} is at its CPU limit", cpu.evidence,
                        ["Scale out or raise the CPU limit.", "Profile the hottest endpoint."])
-    strong = cpu.baseline is not None and cpu.value >= 2.5 * cpu.baseline
-    return Finding("CPU contention", "noisy_neighbour", 0.65 if strong else 0.4,
+    rate = f.metrics.get("rate")
+    flat = rate is None or (_ratio(rate.value, rate.baseline) or 1.0) < 1.2
+    siblings = any("{" not in str(r.get("key", "")) and r.get("service") == f.service
+                   for r in f.related)  # the whole service slowed, not one operation
+    strong = flat and (siblings or (cpu.baseline is not None and cpu.value >= 2.5 * cpu.baseline))
+    return Finding("CPU contention", "noisy_neighbour", 0.7 if strong else 0.4,
                    f"CPU of {f.service} up at {_metric_text(f, 'cpu', '%')} without more "
                    "traffic: something else on the node competes for CPU",
                    f"{f.service} competes for CPU", cpu.evidence,
@@ -242,25 +300,28 @@ def _queue(f: Facts) -> Finding | None:
 
 def _stall(f: Facts) -> Finding | None:
     p50 = _ratio(f.current_p50_ms, f.baseline_p50_ms)
-    p99 = _ratio(f.observed_ms, f.baseline_p99_ms)
-    if p50 is None or p99 is None or _self_share(f) < 0.5 or p99 < 3.0:
+    if p50 is None or _self_share(f) < 0.5 or not _tail_grew(f):
         return None
-    cite = f.cite.get("anomaly", "E1")
+    cite = f.cite.get("observed", f.cite.get("anomaly", "E1"))
+    tail = (f" (p99 {_n(f.current_p99_ms)} ms against a baseline p99 of "
+            f"{_n(f.baseline_p99_ms)} ms)" if f.current_p99_ms and f.baseline_p99_ms else "")
     if _is_db(f):
         if p50 < 2.0:
             return Finding("noisy database round trips", "network_jitter", 0.55,
-                           f"{f.key} varies widely: slower and faster calls mixed",
-                           f"{f.key} varies widely: slower and faster calls mixed", cite,
+                           f"{f.key} varies widely{tail}: slower and faster calls mixed, "
+                           "as with packet loss on the network path",
+                           f"{f.key} varies widely{tail}: slower and faster calls mixed, "
+                           "as with packet loss on the network path", cite,
                            ["Check packet loss and retransmits between the service and its "
                             "database."])
         return Finding("database waits", "lock_contention", 0.6,
-                       f"{f.key} stalls on some calls while the median barely moves: rows "
-                       "locked by another transaction", f"{f.key} stalls on locks", cite,
+                       f"{f.key} stalls on some calls{tail} while the rest return quickly: "
+                       "rows locked by another transaction", f"{f.key} stalls on locks", cite,
                        ["Look for long transactions or batch jobs holding row locks "
                         "(pg_locks, pg_stat_activity)."])
     if p50 < 1.5:
         return Finding("intermittent stall", "gc_pause", 0.6,
-                       f"{f.key} stalls on a few calls while its median stays near "
+                       f"{f.key} stalls on a few calls{tail} while its median stays near "
                        f"{_n(f.baseline_p50_ms or 0)} ms: stop-the-world pauses in the process",
                        f"{f.key} stalls on a few calls: stop-the-world pauses", cite,
                        ["Check GC pause logs and heap size of the service."])
@@ -270,7 +331,7 @@ def _stall(f: Facts) -> Finding | None:
 def _regression(f: Facts) -> Finding | None:
     p50 = _ratio(f.current_p50_ms, f.baseline_p50_ms)
     marked = f.deploy is not None
-    if not marked and (p50 is None or p50 < 3.0 or _self_share(f) < 0.5):
+    if not marked and (p50 is None or p50 < 3.0 or _self_share(f) < 0.5 or _tail_grew(f)):
         return None
     what = f"after {f.deploy}" if marked else "with no resource change"
     return Finding("step in own time", "deploy_regression", 0.9 if marked else 0.5,

@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.evidence import EvidenceItem, EvidencePack
 
-__all__ = ["Child", "Facts", "read_facts"]
+__all__ = ["Child", "Facts", "metric_anomaly", "read_facts"]
 
 
 @dataclass(slots=True)
@@ -48,8 +48,12 @@ class Facts:
     spread_ms: float | None = None
     deviation: float | None = None
     baseline_p99_ms: float | None = None
-    current_p50_ms: float | None = None
+    current_p50_ms: float | None = None  # observed around the time asked about
+    current_p99_ms: float | None = None
+    current_count: int | None = None
+    current_error_pct: float | None = None
     baseline_p50_ms: float | None = None
+    related: list[dict[str, Any]] = field(default_factory=list)  # other anomalies, same service
     subject_attrs: dict[str, Any] = field(default_factory=dict)
     error_messages: list[str] = field(default_factory=list)  # status messages on the slow trace
     trace_id: str | None = None
@@ -98,17 +102,34 @@ def read_facts(pack: EvidencePack, subject_key: str | None = None) -> Facts:
     return f
 
 
+def _is_latency(row: dict[str, Any]) -> bool:
+    """A span key's latency anomaly (ms): not a metric series, not an error-ratio signal."""
+    base = row.get("baseline") or {}
+    unit = base.get("unit", "ms") if isinstance(base, dict) else "ms"
+    return "{" not in str(row.get("key", "")) and unit == "ms" and row.get("signal") != "errors"
+
+
 def _anomaly(f: Facts, item: EvidenceItem) -> None:
     rows = _get(item.data, "anomalies") or ([item.data["anomaly"]] if "anomaly" in item.data
                                             else [])
+    rows = [r for r in rows if isinstance(r, dict)]
     if not rows:
         return
-    a = next((r for r in rows if f.key is None or r.get("key") == f.key), rows[0])
+    # Only the subject's own anomaly speaks for the subject; the others are related facts.
+    a = next((r for r in rows if r.get("key") == f.key), rows[0] if f.key is None else None)
+    f.related = [r for r in rows if r is not a and r.get("key")]
+    if a is None:
+        return
     f.key = f.key or a.get("key")
     if f.key:
         f.service, _, f.operation = f.key.partition(":")
     f.anomaly_id = _get(a, "id", "anomaly_id")
     f.signal = _get(a, "signal") or f.signal
+    f.cite["anomaly"] = item.id
+    if isinstance(a.get("deploy"), str):
+        f.deploy, f.cite["deploy"] = a["deploy"], item.id
+    if not _is_latency(a):
+        return
     f.observed_ms = _num(a, "observed_ms", "observed")
     base = _get(a, "baseline") or {}
     f.baseline_p99_ms = _num(a, "baseline_p99_ms")
@@ -118,19 +139,37 @@ def _anomaly(f: Facts, item: EvidenceItem) -> None:
     f.deviation = _num(a, "score", "peak_score", "deviation")
     f.baseline_p50_ms = _num(base, "p50_ms", "p50")
     f.current_p50_ms = _num(_get(a, "current") or {}, "p50_ms", "p50")
-    f.cite["anomaly"] = item.id
-    if isinstance(a.get("deploy"), str):
-        f.deploy, f.cite["deploy"] = a["deploy"], item.id
+
+
+def metric_anomaly(f: Facts, metric: str) -> dict[str, Any] | None:
+    """An open anomaly the detector raised on the subject service's `metric` series
+    (cpu, memory, rate), when the anomalies tool listed one."""
+    words = {"cpu": "cpu", "memory": "memory", "rate": "request_rate"}[metric]
+    for r in f.related:
+        key = str(r.get("key", ""))
+        if "{" in key and words in key.split("{", 1)[0] and r.get("state", "open") == "open" \
+                and (f.service is None or r.get("service") == f.service):
+            return r
+    return None
 
 
 def _baseline(f: Facts, item: EvidenceItem) -> None:
     d = item.data
+    seen = d.get("observed")
+    if isinstance(seen, dict) and seen.get("count"):  # tools/detection/baseline.py
+        f.current_p50_ms = _num(seen, "p50_ms") or f.current_p50_ms
+        f.current_p99_ms = _num(seen, "p99_ms")
+        f.current_count = int(seen["count"])
+        f.current_error_pct = _num(seen, "error_rate_pct")
+        f.cite["observed"] = item.id
     if f.expected_ms is None:
         f.expected_ms = _num(d, "mean_ms", "expected_ms", "p50_ms", "p50")
     if f.spread_ms is None:
         f.spread_ms = _num(d, "std_ms", "stddev_ms")
     f.baseline_p99_ms = _num(d, "p99_ms", "p99") or f.baseline_p99_ms
-    f.baseline_p50_ms = f.baseline_p50_ms or _num(d, "p50_ms", "p50")
+    # Observed figures come from this tool: compare them with its own baseline.
+    f.baseline_p50_ms = (_num(d, "p50_ms", "p50") if "observed" in d else None) or \
+        f.baseline_p50_ms or _num(d, "p50_ms", "p50")
     f.cite["baseline"] = item.id
 
 

@@ -88,6 +88,12 @@ def _named_service(question: str, keys: list[str]) -> str | None:
                                                   q)), None)
 
 
+def _metric_service(series: str) -> str | None:
+    """The service label of a metric series name: 'cpu{service="kx-wallet"}' -> kx-wallet."""
+    m = re.search(r'\bservice(?:_name)?="([^"]+)"', series)
+    return m.group(1) if m else None
+
+
 def resolve_subject(question: str, ask: dict[str, Any], keys: list[str], now_ns: int,
                     previous: Subject | None) -> Subject | None:
     """Rules only; None means the rules could not decide (the caller may ask the model)."""
@@ -99,6 +105,11 @@ def resolve_subject(question: str, ask: dict[str, Any], keys: list[str], now_ns:
         return _with(base, key=key, service=key.split(":", 1)[0], source="question")
     if ask.get("anomaly_key"):
         k = str(ask["anomaly_key"])
+        if "{" in k:  # a metric series alert: its service, and its span key when it has one
+            service = _metric_service(k)
+            own = [x for x in keys if x.split(":", 1)[0] == service]
+            return _with(base, key=own[0] if len(own) == 1 else None, service=service,
+                         source="thread")
         return _with(base, key=k, service=k.split(":", 1)[0], source="thread")
     service = _named_service(question, keys)
     if service:

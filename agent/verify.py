@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.facts import Facts
+from agent.facts import Facts, metric_anomaly
 from agent.numbers import find_numbers, matches_any
 
 __all__ = ["Level", "Verification", "check", "metric_level"]
@@ -62,11 +62,23 @@ def _level(name: str, value: float, base: float | None) -> Level:
     return "high" if high else "normal"
 
 
+def _anomalous_high(facts: Facts, name: str) -> bool:
+    row = metric_anomaly(facts, name)
+    if row is None:
+        return False
+    observed, p99 = row.get("observed_ms"), row.get("baseline_p99_ms")
+    return isinstance(observed, (int, float)) and isinstance(p99, (int, float)) and observed > p99
+
+
 def metric_level(facts: Facts, name: str) -> Level | None:
     """Whether a metric is high or normal by the evidence; None when there is no value.
 
     For errors, the service's error rate and the subject key's both count: either high is high.
+    An open detector anomaly on the service's series of that metric, above its baseline p99,
+    is high too: the detector compared it with a longer baseline than the metrics window.
     """
+    if name in ("cpu", "memory", "rate") and _anomalous_high(facts, name):
+        return "high"
     found = [facts.metrics.get(name)]
     if name == "errors":
         found.append(facts.key_errors)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.evaluation import cli, run_eval
+from agent.evaluation import StoreCache, cli, run_case, run_eval
 from agent.evaluation._cases import CaseError, load_cases
 from agent.evaluation._scoring import score
 from bot.settings import load_settings
@@ -44,13 +44,32 @@ def test_malformed_case_file_is_named(tmp_path: Path) -> None:
         load_cases(tmp_path)
 
 
-def test_analyst_meets_the_targets_on_the_case_set() -> None:
-    report = run_eval(load_settings(), None, "none")
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> StoreCache:
+    """Real incident stores (ingest + detection), built once for the module."""
+    return StoreCache(tmp_path_factory.mktemp("eval-stores"))
+
+
+def test_analyst_meets_the_targets_on_real_tools(stores: StoreCache) -> None:
+    report = run_eval(load_settings(), None, "none", cache=stores)
     assert report["simulator_pass_rate"] >= 0.9, report["failures"]
     assert report["unverified_numbers"] == 0
 
 
-def test_cli_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(settings=load_settings(), backend="none", as_json=True) == 0
+async def test_simulator_case_runs_the_real_tools_in_the_detected_anomalys_thread(
+        stores: StoreCache) -> None:
+    case = next(c for c in load_cases() if c.id == "sim-cold_start-2")
+    result, info = await run_case(case, load_settings(), None, stores)
+    built = await stores.get("cold_start", 2, 1.3)
+    assert built.anomaly is not None and built.anomaly.key == "kx-exchange:POST /orders"
+    assert info["thread"]["anomaly_id"] == built.anomaly.id  # the engine's id, not the YAML's
+    baseline = next(c for c in info["calls"] if c["tool"] == "baseline")
+    assert baseline["status"] == "ok"
+    assert result.passed, result.failures
+    assert "warming up" in info["text"]
+
+
+def test_cli_prints_json(capsys: pytest.CaptureFixture[str], stores: StoreCache) -> None:
+    assert cli(settings=load_settings(), backend="none", as_json=True, cache=stores) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["backend"] == "none" and report["cases"] >= 30

@@ -7,6 +7,7 @@ from typing import Any
 from tools.base import Tool
 from tools.detection.baseline import BaselineTool
 from tools.detection.recalculate import RecalculateTool
+from tools.metrics.standin import MetricStandIn
 from tools.metrics.tool import MetricsTool, templates_from_settings
 from tools.records.anomalies import AnomaliesTool
 from tools.records.feedback import RecordFeedbackTool
@@ -22,11 +23,17 @@ TOOL_NAMES = ("slow_traces", "trace_breakdown", "baseline", "metrics", "anomalie
               "service_graph", "similar_incidents", "record_feedback", "recalculate")
 
 
-def default_tools(settings: Any) -> dict[str, Tool]:
-    """A fresh instance of every tool, configured from `settings` (PromQL templates, ...)."""
+def default_tools(settings: Any, *, metric_standin: MetricStandIn | None = None
+                  ) -> dict[str, Tool]:
+    """A fresh instance of every tool, configured from `settings` (PromQL templates, ...).
+
+    `metric_standin`: the simulator whose metrics stand in when no Prometheus is configured
+    (default: the demo's, from the settings); the eval passes the incident's own simulator.
+    """
     tools: list[Tool] = [
         SlowTracesTool(), TraceBreakdownTool(), BaselineTool(),
-        MetricsTool(templates_from_settings(settings)), AnomaliesTool(), IncidentTool(),
+        MetricsTool(templates_from_settings(settings), metric_standin), AnomaliesTool(),
+        IncidentTool(),
         ServiceGraphTool(), SimilarIncidentsTool(), RecordFeedbackTool(), RecalculateTool(),
     ]
     by_name = {t.name: t for t in tools}

@@ -45,8 +45,10 @@ def anomaly_line(a: AnomalyRecord) -> str:
     text = f"#{a.id} {name(a.key)} SEV{a.peak_severity} {when}"
     if a.observed is not None:
         p99 = baseline_p99(a)
-        text += f", observed {fmt_ms(a.observed)}"
-        text += f" vs baseline p99 {fmt_ms(p99)}" if p99 is not None else ""
+        # Span keys are in ms; a metric series (name{labels}) is in its own unit.
+        unit = fmt_ms if "{" not in a.key else (lambda v: f"{v:.2f}")
+        text += f", observed {unit(a.observed)}"
+        text += f" vs baseline p99 {unit(p99)}" if p99 is not None else ""
     text += f", score {a.peak_score:.2f}"
     if a.incident_id is not None:
         text += f", incident #{a.incident_id}"
