@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from detectors.aggregate import BINS_PER_DECADE, LatencyAggregate
+from detectors.aggregate import (
+    _LOG10_MIN,
+    BINS_PER_DECADE,
+    N_BINS,
+    LatencyAggregate,
+    bin_edges_ms,
+    bin_index,
+)
 from detectors.metric_aggregate import METRIC_BINS_PER_DECADE, MetricAggregate
 from detectors.transforms import Transform, transform_for_metric
 
@@ -172,3 +179,27 @@ def test_transform_for_metric_follows_prometheus_names() -> None:
     assert transform_for_metric('http_request_duration_seconds_bucket{le="0.1"}') is Transform.LOG1P
     assert transform_for_metric("node_cpu_utilisation") is Transform.IDENTITY
     assert transform_for_metric("temperature_celsius") is Transform.IDENTITY
+
+
+def _bin_index_formula(duration_ms: np.ndarray) -> np.ndarray:
+    """The plain expression bin_index must equal (its in-place form is only faster)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = (np.log10(np.maximum(duration_ms, 1e-12)) - _LOG10_MIN) * BINS_PER_DECADE
+    return np.clip(np.floor(pos).astype(np.int64) + 1, 0, N_BINS - 1)
+
+
+def test_bin_index_equals_the_formula_on_every_edge() -> None:
+    edges = bin_edges_ms()[1:]
+    ulps = np.arange(-300, 301)  # every float within 300 ulps of each bin edge
+    near = (edges.view(np.int64)[:, None] + ulps).ravel().view(np.float64)
+    rng = np.random.default_rng(3)
+    cases = [near, np.exp(rng.uniform(-40, 40, 200_000)), np.array([0.0, -1.0, 1e-13, 1e300]),
+             near.astype(np.float32), np.arange(1000), near[::7]]
+    for values in cases:
+        got, want = bin_index(values), _bin_index_formula(values)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want), values.dtype
+    assert bin_index(np.array([5.0]))[0] == bin_index(5.0) == _bin_index_formula(5.0)
+    with np.errstate(invalid="ignore"):
+        special = np.array([np.nan, np.inf, -np.inf, 1.0])
+        assert np.array_equal(bin_index(special), _bin_index_formula(special))
