@@ -225,8 +225,8 @@ class SpanBatch:
     building it (OTLP protobuf) do so, since only exemplar candidates need it.
     """
 
-    __slots__ = ("_codes", "_defer", "_hashes", "_id_bytes", "_keys", "_names", "_trace_ids",
-                 "duration_ns", "error", "materialize", "start_ns")
+    __slots__ = ("_bounds", "_codes", "_defer", "_hashes", "_id_bytes", "_keys", "_names",
+                 "_trace_ids", "duration_ns", "error", "materialize", "start_ns")
 
     def __init__(self, keys: list[str], trace_ids: list[str], start_ns: np.ndarray,
                  duration_ns: np.ndarray, error: np.ndarray,
@@ -238,6 +238,7 @@ class SpanBatch:
         self._id_bytes: np.ndarray | None = None
         self._hashes: np.ndarray | None = None
         self._defer: Callable[[int], tuple[str, Callable[[], Span]]] | None = None
+        self._bounds: tuple[int, int, int, int] | None = None
         self.start_ns = start_ns  # int64
         self.duration_ns = duration_ns  # int64
         self.error = error  # bool
@@ -248,21 +249,35 @@ class SpanBatch:
                    start_ns: np.ndarray, duration_ns: np.ndarray, error: np.ndarray,
                    materialize: Callable[[int], Span],
                    defer: Callable[[int], tuple[str, Callable[[], Span]]] | None = None,
-                   ) -> SpanBatch:
+                   bounds: tuple[int, int, int, int] | None = None) -> SpanBatch:
         """Rows keyed `key_names[key_codes[i]]`, trace ids as raw 16-byte rows.
 
         `defer(i)` is what `deferred(i)` returns, for decoders that can build a span later
-        from a little data of its own (not the whole batch).
+        from a little data of its own (not the whole batch). `bounds`: what `bounds()`
+        returns, when the decoder already computed it while checking times.
         """
         batch = cls([], [], start_ns, duration_ns, error, materialize)
         batch._keys = batch._trace_ids = None
         batch._names, batch._codes = key_names, key_codes
         batch._id_bytes = trace_id_bytes
         batch._defer = defer
+        batch._bounds = bounds
         return batch
 
     def __len__(self) -> int:
         return int(self.start_ns.shape[0])
+
+    def bounds(self) -> tuple[int, int, int, int]:
+        """(first start, last start, shortest, longest duration) in ns, of a non-empty batch.
+
+        Decoders pass the values they computed for their own checks, so the pipeline's
+        checks do not read the columns again.
+        """
+        if self._bounds is None:
+            start, duration = self.start_ns, self.duration_ns
+            self._bounds = (int(start.min()), int(start.max()), int(duration.min()),
+                            int(duration.max()))
+        return self._bounds
 
     @property
     def keys(self) -> list[str]:

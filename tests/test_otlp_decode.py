@@ -101,6 +101,24 @@ def test_protobuf_rows_and_rejections_match_the_rules(defects: dict[str, dict[st
                                           for _, s in good]
     assert batch.error.tolist() == [s.status.code == 2 for _, s in good]
     assert batch.start_ns.dtype == np.int64 and batch.error.dtype == np.bool_
+    starts, durations = batch.start_ns.tolist(), batch.duration_ns.tolist()
+    assert batch.bounds() == (min(starts), max(starts), min(durations), max(durations))
+
+
+@pytest.mark.parametrize(("start", "end", "rejected"), [
+    ((1 << 63) - 10, (1 << 63) + 10, {"bad_timestamp": 1}),  # int64 end wraps; duration is 20
+    ((1 << 63) - 100, (1 << 63) - 50, {}),  # close to the limit, still valid
+])
+def test_an_end_past_2_63_is_caught_when_the_duration_looks_sane(
+        start: int, end: int, rejected: dict[str, int]) -> None:
+    spans = [span(f"op{i}", start=T0 + i) for i in range(5)]
+    spans[3].start_time_unix_nano, spans[3].end_time_unix_nano = start, end
+    rejects = RejectCounter()
+    batch = decode_traces_pb(body(("api", spans)), rejects)
+    assert rejects.as_dict() == rejected
+    assert len(batch) == 5 - len(rejected)
+    starts, durations = batch.start_ns.tolist(), batch.duration_ns.tolist()
+    assert batch.bounds() == (min(starts), max(starts), min(durations), max(durations))
 
 
 def test_materialize_builds_the_full_span_lazily() -> None:

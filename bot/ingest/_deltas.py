@@ -35,9 +35,11 @@ class Groups:
     hours: np.ndarray  # UTC hour (start // HOUR_NS) of each group
 
     @classmethod
-    def of(cls, key_idx: np.ndarray, hours: np.ndarray) -> Groups:
-        low = int(hours.min())
-        width = int(hours.max()) - low + 1
+    def of(cls, key_idx: np.ndarray, hours: np.ndarray, low: int | None = None,
+           high: int | None = None) -> Groups:
+        """Groups of the rows; `low` and `high` are the first and last hour when known."""
+        low = int(hours.min()) if low is None else low
+        width = (int(hours.max()) if high is None else high) - low + 1
         code = key_idx * width + (hours - low)
         top = int(code.max()) + 1
         if top <= _TABLE_LIMIT:
@@ -116,8 +118,14 @@ class Deltas:
                                strict=True):
             new[: column.shape[0]] = column
 
-    def add(self, groups: Groups, durations_ns: np.ndarray, errors: np.ndarray) -> None:
-        """Fold every group of a batch in (what `LatencyAggregate.add` does, for all at once)."""
+    def add(self, groups: Groups, durations_ns: np.ndarray, errors: np.ndarray,
+            slowest_ns: np.ndarray | None = None) -> None:
+        """Fold every group of a batch in (what `LatencyAggregate.add` does, for all at once).
+
+        `slowest_ns`: `groups.max(durations_ns)`, when the caller has it. Min and max are
+        taken in integer ns and then scaled: ns -> ms is monotone, so they equal the min
+        and max of the ms values.
+        """
         ms = durations_ns / 1e6
         logs = np.log(np.maximum(ms, _MIN_LOG_MS))
         n_groups = len(groups)
@@ -125,8 +133,10 @@ class Deltas:
         self.sums[slots] += np.stack((np.bincount(groups.group, minlength=n_groups),
                                       groups.sum(logs), groups.sum(logs * logs),
                                       groups.sum(errors)), axis=1)
-        self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.min(ms))
-        self.max_ms[slots] = np.maximum(self.max_ms[slots], groups.max(ms))
+        if slowest_ns is None:
+            slowest_ns = groups.max(durations_ns)
+        self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.min(durations_ns) / 1e6)
+        self.max_ms[slots] = np.maximum(self.max_ms[slots], slowest_ns / 1e6)
         flat = np.bincount(groups.group * N_BINS + bin_index(ms), minlength=n_groups * N_BINS)
         self.hist[slots] += flat.reshape(n_groups, N_BINS)
 

@@ -56,16 +56,17 @@ class ExemplarPicker:
 
     async def consider_groups(self, keys: list[str], hours_ns: list[int], groups: Groups,
                               durations_ns: np.ndarray, rows: np.ndarray | None,
-                              batch: SpanBatch) -> None:
+                              batch: SpanBatch, slowest_ns: np.ndarray | None = None) -> None:
         """`consider` every group of a batch whose slowest span beats its group's floor.
 
         `durations_ns` are the batch's valid rows (`rows` of the batch, or all of it when
-        None), as `groups` numbers them. Groups that cannot place a span
-        among the slowest N cost one comparison, and none of their spans is built.
+        None), as `groups` numbers them; `slowest_ns` their `groups.max`, when the caller
+        has it. Groups that cannot place a span among the slowest N cost one comparison,
+        and none of their spans is built.
         """
         if self._n == 0:
             return
-        slowest = groups.max(durations_ns).tolist()
+        slowest = (groups.max(durations_ns) if slowest_ns is None else slowest_ns).tolist()
         for g, (key, hour_ns) in enumerate(zip(keys, hours_ns, strict=True)):
             top = self._top.get((key, hour_ns))
             if top is None:

@@ -38,6 +38,7 @@ __all__ = ["OtlpDecodeError", "decode_traces_json", "decode_traces_pb", "spans_f
 _KINDS = range(0, 6)  # SpanKind values
 _CODES = range(0, 3)  # Status.StatusCode values
 _ERROR = 2
+_INT64_MAX = 2**63 - 1
 
 
 def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
@@ -118,14 +119,14 @@ class _Rows:
         duration = np.array(self.ends, np.uint64).view(np.int64) - start
         codes, trace_ids, span_ids, error, scope_of, span_of = (
             self.key_codes, self.trace_ids, self.span_ids, self.error, self.scope_of, self.span_of)
-        ok = _check_times(start, duration, rejects)
+        ok, bounds = _check_times(start, duration, rejects)
         if ok is not None:
             start, duration, codes, trace_ids = start[ok], duration[ok], codes[ok], trace_ids[ok]
             span_ids, error, scope_of, span_of = span_ids[ok], error[ok], scope_of[ok], span_of[ok]
         materialize = _Materializer(self.scopes, scope_of, self.spans, span_of, span_ids,
                                     self.key_names, codes)
         return SpanBatch.from_codes(self.key_names, codes, trace_ids, start, duration, error,
-                                    materialize, materialize.defer)
+                                    materialize, materialize.defer, bounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,13 +258,19 @@ def _reject_reason(c: Any) -> tuple[RejectReason, str] | None:
     return None  # times are checked for all rows at once
 
 
-def _check_times(start: np.ndarray, duration: np.ndarray,
-                 rejects: RejectCounter) -> np.ndarray | None:
-    """Mask of rows with sane times, None when all are; the others are counted by reason."""
+def _check_times(start: np.ndarray, duration: np.ndarray, rejects: RejectCounter,
+                 ) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+    """Mask of rows with sane times, None when all are; the others are counted by reason.
+
+    When all are, also the batch's `SpanBatch.bounds`, read in the same passes.
+    """
+    if start.size:  # the usual case, in four passes: no end is 0 or wraps past 2**63
+        first, last = int(start.min()), int(start.max())
+        shortest, longest = int(duration.min()), int(duration.max())
+        if (first > 0 and shortest >= 0 and longest <= MAX_DURATION_NS
+                and last <= _INT64_MAX - longest):
+            return None, (first, last, shortest, longest)
     end = start + duration
-    if (start.min(initial=1) > 0 and end.min(initial=1) > 0 and duration.min(initial=0) >= 0
-            and duration.max(initial=0) <= MAX_DURATION_NS):
-        return None  # the usual case, in four passes
     checks = (
         ((start == 0) | (end == 0), RejectReason.MISSING_FIELD, "start or end time is 0 (unset)"),
         ((start < 0) | (end < 0), RejectReason.BAD_TIMESTAMP, "time beyond 2262 (>= 2**63 ns)"),
@@ -278,4 +285,4 @@ def _check_times(start: np.ndarray, duration: np.ndarray,
         if n:
             rejects.add(reason, detail, n)
             ok = ~bad if ok is None else ok & ~bad
-    return ok
+    return ok, None

@@ -85,28 +85,35 @@ class IngestPipeline:
         """Fold one batch in. Rows that would corrupt a baseline are counted and dropped."""
         if len(batch) == 0:
             return
-        ok = self._valid_rows(batch)
+        first, last, shortest, longest = batch.bounds()
+        future = self._clock() + _FUTURE_SLACK_NS
+        sane = shortest >= 0 and longest <= MAX_DURATION_NS and first > 0 and last <= future
+        ok = None if sane else self._valid_rows(batch, future)
         names, codes = batch.key_codes()
-        key_idx = self._key_lookup(names, codes)[codes]
-        ok &= key_idx >= 0
-        rows = None if ok.all() else np.flatnonzero(ok)
+        lut = self._key_lookup(names, codes)
+        key_idx = lut[codes]
+        if lut.min(initial=0) < 0:
+            ok = key_idx >= 0 if ok is None else ok & (key_idx >= 0)
+        rows = None if ok is None or ok.all() else np.flatnonzero(ok)
         starts, durs, errs = batch.start_ns, batch.duration_ns, batch.error
         if rows is not None:
             key_idx, starts, durs, errs = key_idx[rows], starts[rows], durs[rows], errs[rows]
-        if starts.size == 0:
-            return
-        groups = Groups.of(key_idx, starts // HOUR_NS)
+            if starts.size == 0:
+                return
+            first, last = int(starts.min()), int(starts.max())
+        groups = Groups.of(key_idx, starts // HOUR_NS, first // HOUR_NS, last // HOUR_NS)
+        slowest = groups.max(durs)
         async with self._lock:
             self._exemplars.remember(batch)
-            self._deltas.add(groups, durs, errs)
+            self._deltas.add(groups, durs, errs, slowest)
             self._see(key_idx, starts)
             names_of = self._key_names
             await self._exemplars.consider_groups(
                 [names_of[k] for k in groups.keys.tolist()], (groups.hours * HOUR_NS).tolist(),
-                groups, durs, rows, batch)
+                groups, durs, rows, batch, slowest)
             self.stats.spans_ingested += int(starts.size)
             self.stats.batches += 1
-            self.stats.latest_span_ns = max(self.stats.latest_span_ns, int(starts.max()))
+            self.stats.latest_span_ns = max(self.stats.latest_span_ns, last)
 
     def _see(self, key_idx: np.ndarray, starts: np.ndarray) -> None:
         """Widen the first/last start of every key in the batch."""
@@ -127,13 +134,10 @@ class IngestPipeline:
         self._seen_lo[touched], self._seen_hi[touched] = _NOT_SEEN, -_NOT_SEEN
         return seen
 
-    def _valid_rows(self, batch: SpanBatch) -> np.ndarray:
-        """Last line of defence; decoders should already have rejected these."""
+    def _valid_rows(self, batch: SpanBatch, future: int) -> np.ndarray:
+        """Last line of defence, run when the batch's bounds show a bad row (decoders should
+        already have rejected these): the rows to keep; the others are counted."""
         d, s = batch.duration_ns, batch.start_ns
-        future = self._clock() + _FUTURE_SLACK_NS
-        if (d.min() >= 0 and d.max() <= MAX_DURATION_NS and s.min() > 0
-                and s.max() <= future):
-            return np.ones(len(batch), np.bool_)  # the usual case, in four passes
         checks = (
             (d < 0, RejectReason.NEGATIVE_DURATION),
             (d > MAX_DURATION_NS, RejectReason.TOO_LONG),
