@@ -38,7 +38,8 @@ def format_reply(reply: AgentReply) -> str:
     lines += ["", f"verification: {'passed' if v.get('ok') else 'FAILED'} - "
                   f"{v.get('detail', 'not run')}"]
     for m in reply.model_calls:
-        lines.append(f"model call: {m.get('completion_tokens')} tokens in {m['seconds']:.2f} s")
+        lines.append(f"model call: {m.get('prompt_tokens')} prompt + "
+                     f"{m.get('completion_tokens')} generated tokens in {m['seconds']:.2f} s")
     return "\n".join(lines)
 
 

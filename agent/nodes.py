@@ -75,6 +75,12 @@ class Nodes:
     def __init__(self, deps: AgentDeps) -> None:
         self.deps = deps
 
+    def _pack(self, state: AgentState) -> EvidencePack:
+        """The evidence as the model and the checker see it, under the deps' token budget."""
+        pack = EvidencePack.from_list(state.get("evidence", []))
+        pack.max_tokens = self.deps.pack_tokens
+        return pack
+
     async def understand(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         q, ask = state["question"], state.get("ask", {})
         keys = await self.deps.known_keys()
@@ -153,7 +159,7 @@ class Nodes:
                 "rounds": state.get("rounds", 0) + 1, "steps": state.get("steps", 0) + 1}
 
     async def analyse(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        pack = EvidencePack.from_list(state.get("evidence", []))
+        pack = self._pack(state)
         facts = read_facts(pack, (state.get("subject") or {}).get("key"))
         steps = state.get("steps", 0) + 1
         if state.get("intent", "investigate") != "investigate":
@@ -176,14 +182,15 @@ class Nodes:
                     "violation": f"{type(exc).__name__}: {exc}"[:200],
                     "violation_reason": f"{type(exc).__name__}"}
         usage = getattr(msg, "usage_metadata", None) or {}
-        record = {"prompt": prompt, "completion_tokens": usage.get("output_tokens"),
+        record = {"prompt": prompt, "prompt_tokens": usage.get("input_tokens"),
+                  "completion_tokens": usage.get("output_tokens"),
                   "seconds": round(time.perf_counter() - started, 4)}
         return {"draft": str(msg.content), "outcome": "pending",
                 "attempts": state.get("attempts", 0) + 1, "steps": steps,
                 "model_calls": state.get("model_calls", []) + [record]}
 
     async def verify(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        pack = EvidencePack.from_list(state.get("evidence", []))
+        pack = self._pack(state)
         facts = read_facts(pack, (state.get("subject") or {}).get("key"))
         result = check(state.get("draft", ""), shown_evidence(pack, facts), facts)
         out: dict[str, Any] = {"verification": {"ok": result.ok, "detail": result.describe(),
@@ -202,7 +209,7 @@ class Nodes:
         return out
 
     async def fallback(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        pack = EvidencePack.from_list(state.get("evidence", []))
+        pack = self._pack(state)
         facts = read_facts(pack, (state.get("subject") or {}).get("key"))
         shown = shown_evidence(pack, facts)
         draft = analyse(pack, facts, shown).answer.text()

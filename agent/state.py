@@ -71,4 +71,5 @@ class AgentDeps:
     tool_timeout_s: float = 10.0
     model_timeout_s: float = 60.0
     max_tokens: int = 384
+    pack_tokens: int = 1500  # evidence pack budget; smaller for small local models (prompt time)
     max_steps: int = 24
