@@ -61,6 +61,9 @@ def thread_id(ask: Mapping[str, Any]) -> str:
     return str(ask.get("thread_id") or "cli")
 
 
+STALE_STORE_NS = 3_600_000_000_000  # an hour without spans: the store holds history
+
+
 class AgentService:
     """Build once at start (loads the model), then `answer` per question."""
 
@@ -113,6 +116,17 @@ class AgentService:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _now(self) -> int:
+        """The wall clock, or the newest span for a store of replayed history.
+
+        After `opsbot ingest` of last month's files, "why is X slow?" means then, not
+        today: when the newest span is over an hour old, time stops there.
+        """
+        now = self.clock()
+        newest = getattr(self.store, "newest_span_ns", None)
+        latest = await newest() if newest is not None else None
+        return latest if latest is not None and latest < now - STALE_STORE_NS else now
+
     async def _keys(self) -> list[str]:
         return [s.name for s in await self.store.list_series("span")]
 
@@ -136,7 +150,7 @@ class AgentService:
                                   "recursion_limit": 40}
         if on_text is not None:
             config["configurable"]["progress"] = on_text
-        state = await self.graph.ainvoke(turn_input(question, ask, self.clock()), config)
+        state = await self.graph.ainvoke(turn_input(question, ask, await self._now()), config)
         return AgentReply(text=state.get("text", ""), outcome=state.get("outcome", ""),
                           answer=state.get("answer", {}), calls=state.get("calls", []),
                           evidence=state.get("evidence", []),

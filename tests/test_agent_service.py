@@ -55,3 +55,19 @@ async def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
         AgentService(settings, None, {}, backend="gpt")
     with pytest.raises(BackendError, match="OPSBOT_OPENAI_BASE_URL"):
         AgentService(settings, None, {}, backend="openai")
+
+
+async def test_a_store_of_replayed_history_sets_the_clock(sim: SimStore, tmp_path: Path) -> None:
+    """After `opsbot ingest` of old files, questions are about then, not the wall clock."""
+    db = tmp_path / "sim.db"
+    shutil.copy(sim.path, db)
+    settings = settings_for(db, model_backend="none")
+    async with SqliteStore(db) as store:
+        newest = await store.newest_span_ns()
+        assert newest is not None
+        later = newest + 30 * 86_400_000_000_000  # a month after the data ends
+        old = AgentService(settings, store, {}, memory=False, clock=lambda: later)
+        live = AgentService(settings, store, {}, memory=False,
+                            clock=lambda: newest + 60_000_000_000)
+        assert await old._now() == newest
+        assert await live._now() == newest + 60_000_000_000  # live traffic: the wall clock
