@@ -11,7 +11,7 @@ import enum
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LOG_MIN_MS", "Transform", "transform_for_metric"]
+__all__ = ["LOG_MIN_MS", "Transform", "transform_for_metric", "unit_for_metric"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,3 +66,20 @@ def transform_for_metric(name: str) -> Transform:
     if base.endswith(_NON_NEGATIVE_SUFFIXES):
         return Transform.LOG1P
     return Transform.IDENTITY
+
+
+# Prometheus naming conventions (base unit as the name's suffix) -> the unit a person reads.
+_UNIT_SUFFIXES = (
+    ("_percent", "%"), ("_pct", "%"), ("_ratio", "ratio"), ("_seconds", "s"), ("_ms", "ms"),
+    ("_milliseconds", "ms"), ("_bytes", "bytes"), ("_mb", "MB"), ("_rps", "req/s"),
+    ("_total", ""), ("_count", ""),
+)
+
+
+def unit_for_metric(name: str) -> str:
+    """The unit of a metric series from its name (`cpu_percent` -> "%"); "" when unknown."""
+    base = name.split("{", 1)[0].lower()
+    for suffix, unit in _UNIT_SUFFIXES:
+        if base.endswith(suffix):
+            return unit
+    return ""

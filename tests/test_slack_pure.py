@@ -143,3 +143,28 @@ def test_rate_cap_state_round_trips() -> None:
     assert fresh and not fresh_again and again.dedupe_key == storm.dedupe_key
     assert again.counts == {"svc:op": 2} and again.worst == {"svc:op": 2}
     assert restored.state("C2") == {"posts": [], "storm": None}
+
+
+def test_a_metric_alert_is_in_the_metric_unit_not_ms() -> None:
+    from bot.slack.blocks import alert_message
+    from bot.slack.views import alert_view
+    from detectors.transforms import unit_for_metric
+
+    assert unit_for_metric('opsbot_sim_cpu_percent{service="kx-exchange"}') == "%"
+    assert unit_for_metric("process_resident_memory_bytes") == "bytes"
+    assert unit_for_metric("queue_depth") == ""
+
+    def record(unit: str | None) -> AnomalyRecord:
+        base: dict[str, object] = {"p50": 29.4, "p99": 35.3}
+        if unit is not None:
+            base["unit"] = unit
+        return AnomalyRecord(
+            uid="u", key="kx-exchange:opsbot_sim_cpu_percent", service="kx-exchange",
+            operation="opsbot_sim_cpu_percent", state="open", started_ns=1, updated_ns=2,
+            peak_score=7.4, peak_severity=2, series_id=1, observed=46.5, baseline=base,
+            details={"signal": "metric"}, id=8)
+
+    cpu = alert_view(record("%"), None, [], None)
+    text = json.dumps(alert_message(cpu))
+    assert cpu.unit == "%" and "46.5%" in text and " ms" not in text
+    assert alert_view(record(None), None, [], None).unit == ""  # unknown, never "ms"

@@ -24,6 +24,7 @@ from detectors.buckets import HOUR_NS
 from detectors.config import DetectorConfig
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
+from detectors.transforms import unit_for_metric
 from detectors.metric_aggregate import MetricAggregate
 from detectors.series import SeriesDetector
 from detectors.severity import badness, compute_thresholds, deviation_ok
@@ -190,8 +191,10 @@ class MetricSeriesDetection:
                 if tracker is None:
                     tracker = self.trackers[key] = AnomalyTracker(
                         key, cfg.lifecycle.for_metrics(), self.step_s)
+                unit = unit_for_metric(key)
                 detail = {"signal": "metric", "observed": v, "expected": base.p50,
-                          "baseline": {"p50": base.p50, "p95": base.p95, "p99": base.p99}}
+                          "unit": unit, "baseline": {"p50": base.p50, "p95": base.p95,
+                                                     "p99": base.p99, "unit": unit}}
                 events += [(ev, detail) for ev in tracker.observe(t, bad, decision)]
             shift = self.shifts.setdefault(key, LevelShiftTracker(cfg.level_shift)).update(
                 t, z, float(base.transform.forward(v)) - base.center)

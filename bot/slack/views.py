@@ -79,11 +79,19 @@ def alert_view(a: AnomalyRecord, incident: IncidentRecord | None, notes: Sequenc
         started=_dt(a.started_ns), updated=_dt(max(a.updated_ns, a.started_ns)),
         state=a.state, ended=_dt(a.ended_ns) if a.ended_ns else None,
         peak_severity=a.peak_severity if a.peak_severity != severity else None,
-        unit=str(base.get("unit") or details.get("unit") or "ms"),
+        unit=_unit(base, details),
         incident_id=a.incident_id, metrics=_metrics(details), origin_service=origin,
         exemplar_trace_ids=tuple(a.exemplar_trace_ids), trace_url_template=trace_url_template,
         feedback=tuple(notes),
     )
+
+
+def _unit(base: dict[str, Any], details: dict[str, Any]) -> str:
+    """The baseline's unit; span latency is ms, a metric's unit may be unknown ("")."""
+    for source in (base, details):
+        if "unit" in source:
+            return str(source["unit"] or "")
+    return "" if details.get("signal") == "metric" else "ms"
 
 
 def incident_notes(feedback: dict[int, list[FeedbackRecord]]) -> list[FeedbackNote]:
