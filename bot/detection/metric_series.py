@@ -24,11 +24,10 @@ from detectors.buckets import HOUR_NS
 from detectors.config import DetectorConfig
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
-from detectors.transforms import unit_for_metric
 from detectors.metric_aggregate import MetricAggregate
 from detectors.series import SeriesDetector
 from detectors.severity import badness, compute_thresholds, deviation_ok
-from detectors.transforms import Transform, transform_for_metric
+from detectors.transforms import Transform, transform_for_metric, unit_for_metric
 
 __all__ = [
     "MetricDetector",
