@@ -45,7 +45,9 @@ class EngineState:
 class DetectionStateMixin:
     """Detection SQL over the store's connection; every write is one transaction."""
 
-    db: aiosqlite.Connection
+    @property
+    def db(self) -> aiosqlite.Connection:  # the store's connection
+        raise NotImplementedError
 
     def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError  # provided by the store

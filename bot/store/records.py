@@ -142,7 +142,9 @@ def _incident_from_row(r: sqlite3.Row | Sequence[Any]) -> IncidentRecord:
 class RecordsMixin:
     """Record SQL over the store's connection; every write is one transaction."""
 
-    db: aiosqlite.Connection
+    @property
+    def db(self) -> aiosqlite.Connection:  # the store's connection
+        raise NotImplementedError
 
     def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError  # provided by the store
@@ -243,7 +245,8 @@ class RecordsMixin:
     async def list_incidents(
         self, *, state: State | None = None, since_ns: int | None = None
     ) -> list[IncidentRecord]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[object] = []
         if state is not None:
             where.append("state = ?")
             params.append(state)

@@ -71,7 +71,9 @@ def _ref(row: sqlite3.Row | Sequence[object]) -> SlackMessageRef:
 class SlackRecordsMixin:
     """SQL over `slack_messages` and the ack entries in `meta`."""
 
-    db: aiosqlite.Connection
+    @property
+    def db(self) -> aiosqlite.Connection:  # the store's connection
+        raise NotImplementedError
 
     def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError  # provided by the store

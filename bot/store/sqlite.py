@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from typing import Any
+
 import aiosqlite
 import numpy as np
 
@@ -81,7 +83,8 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
             self._db = None
 
     async def _migrate(self) -> None:
-        (version,) = await self._one("PRAGMA user_version")
+        (found,) = await self._one("PRAGMA user_version")
+        version = int(found)  # type: ignore[call-overload]
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"{self.path} has schema version {version}, but this opsbot knows only up to "
@@ -304,12 +307,14 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
             )
 
     async def stats(self) -> StoreStats:
-        counts = []
-        for table in ("series", "aggregates", "exemplar_traces", "exemplar_spans"):
+        counts: dict[str, int] = {}
+        for table, name in (("series", "series"), ("aggregates", "aggregate_rows"),
+                            ("exemplar_traces", "exemplar_traces"),
+                            ("exemplar_spans", "exemplar_spans")):
             (n,) = await self._one(f"SELECT count(*) FROM {table}")
-            counts.append(int(n))  # type: ignore[call-overload]
+            counts[name] = int(n)  # type: ignore[call-overload]
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
-        return StoreStats(*counts, file_bytes=size, schema_version=SCHEMA_VERSION)
+        return StoreStats(**counts, file_bytes=size, schema_version=SCHEMA_VERSION)
 
     async def save_exemplars_kept(
         self, traces: Sequence[ExemplarTrace], keep: int,
@@ -369,11 +374,12 @@ def _agg_to_db(a: LatencyAggregate) -> tuple[object, ...]:
     return (a.count, a.sum_log, a.sumsq_log, a.min_ms, a.max_ms, a.errors, a.hist_blob())
 
 
-def _agg_from_db(r: Sequence[object]) -> LatencyAggregate:
-    hist = LatencyAggregate.hist_from_blob(r[6]) if r[6] else np.zeros_like(LatencyAggregate().hist)  # type: ignore[arg-type]
+def _agg_from_db(r: Sequence[Any]) -> LatencyAggregate:
+    hist = (LatencyAggregate.hist_from_blob(r[6]) if r[6]
+            else np.zeros_like(LatencyAggregate().hist))
     return LatencyAggregate(
-        count=int(r[0]), sum_log=float(r[1]), sumsq_log=float(r[2]),  # type: ignore[arg-type]
-        min_ms=float(r[3]), max_ms=float(r[4]), errors=int(r[5]), hist=hist,  # type: ignore[arg-type]
+        count=int(r[0]), sum_log=float(r[1]), sumsq_log=float(r[2]),
+        min_ms=float(r[3]), max_ms=float(r[4]), errors=int(r[5]), hist=hist,
     )
 
 
