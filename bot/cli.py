@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -92,13 +92,13 @@ def ingest(
         out.print(_format_summary(summary))  # type: ignore[arg-type]
 
 
-def _format_summary(s: dict[str, object]) -> str:
+def _format_summary(s: dict[str, Any]) -> str:
     lines = [f"ingested {s['spans']} spans from {s['files']} file(s) into {s['db_path']}"]
     lines.append(f"span keys: {s['keys']}, aggregate rows: {s['aggregate_rows']}, "
                  f"exemplar traces: {s['exemplar_traces']}")
     rejected = s.get("rejected") or {}
     if rejected:
-        lines.append("rejected: " + ", ".join(f"{k}={v}" for k, v in rejected.items()))  # type: ignore[union-attr]
+        lines.append("rejected: " + ", ".join(f"{k}={v}" for k, v in rejected.items()))
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ def tap(pipeline: IngestPipeline, engine: DetectionEngine) -> Callable[[], None]
     engine.trace_keeper = pipeline.keep_traces  # an anomaly's traces outlive the slowest-N rule
 
     def undo() -> None:
-        pipeline.ingest = original  # type: ignore[method-assign]
+        pipeline.ingest = original  # type: ignore[method-assign,assignment]
         engine.trace_keeper = None
 
     return undo
