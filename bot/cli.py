@@ -68,11 +68,13 @@ def _run(coro: object) -> object:
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="OTLP JSON, Jaeger JSON or Nezha span CSV files")],
+    files: Annotated[
+        list[Path], typer.Argument(help="OTLP JSON, Jaeger JSON or Nezha span CSV files")
+    ],
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
 ) -> None:
-    """Load span files into the store (aggregates and exemplars), using the spans' own timestamps."""
+    """Load span files into the store (aggregates and exemplars) on the spans' own timestamps."""
     settings = _settings(config)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -129,7 +131,9 @@ def _logging(level: str) -> None:
 def demo(
     config: ConfigOpt = None,
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    seconds_per_minute: Annotated[float, typer.Option(help="wall seconds per simulated minute")] = 1.0,
+    seconds_per_minute: Annotated[
+        float, typer.Option(help="wall seconds per simulated minute")
+    ] = 1.0,
 ) -> None:
     """Embedded defaults: simulator history + live OTLP traffic into the receiver and store."""
     from bot.demo import run_demo
@@ -163,7 +167,9 @@ def _delegate(module: str, func: str, issue: str, **kwargs: object) -> None:
 
 @app.command()
 def recalc(
-    scope: Annotated[str, typer.Argument(help="a key (service:operation), a service, or all")] = "all",
+    scope: Annotated[
+        str, typer.Argument(help="a key (service:operation), a service, or all")
+    ] = "all",
     config: ConfigOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would change")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -180,7 +186,9 @@ def ask(
     question: str,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    backend: Annotated[str | None, typer.Option(help="model backend: llamacpp, openai, none")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="model backend: llamacpp, openai, none")
+    ] = None,
 ) -> None:
     """Ask the investigation agent a question about the stored telemetry."""
     settings = _settings(config)

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     exemplars_per_key_hour: int = Field(5, ge=0, description="slowest traces kept per key-hour")
     exemplar_retention_days: int = Field(7, ge=1)
     anomaly_exemplar_retention_days: int = Field(30, ge=1)
-    trace_buffer_spans: int = Field(200_000, ge=1000, description="recent spans kept to rebuild exemplar traces")
+    trace_buffer_spans: int = Field(
+        200_000, ge=1000, description="recent spans kept to rebuild exemplar traces")
     jaeger_url: str | None = Field(None, description="Jaeger query base URL, e.g. http://jaeger:16686")
     tempo_url: str | None = Field(None, description="Tempo base URL, e.g. http://tempo:3200")
     poll_interval_s: float = Field(30.0, gt=0)
@@ -78,7 +79,8 @@ class Settings(BaseSettings):
         30.0, ge=0, description="evaluate PromQL this far behind now, so the last scrape landed")
 
     # -- detection (names after `section_field` of detectors.config.DetectorConfig) --
-    baseline_window_days: int = Field(30, ge=1, le=365, description="sliding window of the baselines")
+    baseline_window_days: int = Field(
+        30, ge=1, le=365, description="sliding window of the baselines")
     baseline_relative_pct: float = Field(
         0.05, ge=0, description="variance floor, relative part: |mean| x this")
     baseline_absolute_floor: float = Field(
@@ -145,7 +147,9 @@ class Settings(BaseSettings):
     slack_api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL")
     slack_admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated user ids (U...) or user group ids (S...) allowed to recalc/mute",
+        description=(
+            "comma-separated user ids (U...) or user group ids (S...) allowed to recalc/mute"
+        ),
     )
     slack_false_positive_reactions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["-1", "x", "no_entry_sign"],
@@ -165,7 +169,8 @@ class Settings(BaseSettings):
     model_lora_path: Path | None = None
     model_ctx: int = Field(4096, ge=512)
     model_threads: int = Field(0, ge=0, description="0 = number of cores")
-    openai_base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. llama-server")
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible server, e.g. llama-server")
     openai_model: str = "opsbot"
     openai_api_key: SecretStr | None = None
     model_url: str | None = Field(

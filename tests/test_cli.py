@@ -73,7 +73,9 @@ def test_ingest_nezha_csv_json_summary(tmp_path: Path) -> None:
                            env={"OPSBOT_DB_PATH": str(tmp_path / "o.db")})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) >= {"files", "spans", "keys", "aggregate_rows", "exemplar_traces", "rejected", "db_path"}
+    assert set(summary) >= {
+        "files", "spans", "keys", "aggregate_rows", "exemplar_traces", "rejected", "db_path"
+    }
     rows = sum(1 for _ in csv.open()) - 1
     assert summary["spans"] + sum(summary["rejected"].values()) == rows
     assert 0 < summary["keys"] < 200

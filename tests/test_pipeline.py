@@ -25,7 +25,9 @@ def _traces(rng: np.random.Generator, n: int, hour: int = 0, slow_every: int = 0
             child *= 100
         root = child + int(rng.integers(10**5, 10**6))
         spans.append(Span(tid, f"{2 * i:016x}", None, "api", "GET /orders", start, root))
-        spans.append(Span(tid, f"{2 * i + 1:016x}", f"{2 * i:016x}", "db", "query", start + 1000, child))
+        spans.append(
+            Span(tid, f"{2 * i + 1:016x}", f"{2 * i:016x}", "db", "query", start + 1000, child)
+        )
     return spans
 
 
@@ -88,14 +90,18 @@ async def test_late_spans_of_a_chosen_trace_are_kept(tmp_path: Path) -> None:
     await pipe.flush()
     await pipe.ingest(SpanBatch.from_spans([root]))  # parent arrives in a later export
     await pipe.flush()
-    assert {s.span_id for s in await store.get_trace(child.trace_id)} == {child.span_id, root.span_id}
+    got = {s.span_id for s in await store.get_trace(child.trace_id)}
+    assert got == {child.span_id, root.span_id}
     await store.close()
 
 
 async def test_corrupting_rows_are_dropped_and_counted(tmp_path: Path) -> None:
     starts, durs = [T0, T0, -5, T0], [5_000_000, -1, 10, 10**17]
     batch = SpanBatch.from_spans(
-        [Span(f"{i:032x}", f"{i:016x}", None, "svc", "op", s, d) for i, (s, d) in enumerate(zip(starts, durs))]
+        [
+            Span(f"{i:032x}", f"{i:016x}", None, "svc", "op", s, d)
+            for i, (s, d) in enumerate(zip(starts, durs, strict=True))
+        ]
     )
     rejects = RejectCounter()
     pipe = await _ingest(tmp_path / "o.db", [], rejects=rejects)
@@ -109,7 +115,9 @@ async def test_corrupting_rows_are_dropped_and_counted(tmp_path: Path) -> None:
 
 
 async def test_series_cap_rejects_new_keys(tmp_path: Path) -> None:
-    spans = [Span("a" * 32, f"{i:016x}", None, "svc", f"GET /item/{i}", T0, 10**6) for i in range(10)]
+    spans = [
+        Span("a" * 32, f"{i:016x}", None, "svc", f"GET /item/{i}", T0, 10**6) for i in range(10)
+    ]
     rejects = RejectCounter()
     pipe = await _ingest(tmp_path / "o.db", spans, max_series=4, rejects=rejects)
     assert len(pipe.keys) == 4

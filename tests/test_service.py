@@ -1,4 +1,7 @@
-"""The whole service: demo traffic over real HTTP into the receiver and store; health and metrics."""
+"""The whole service: demo traffic over real HTTP into the receiver and store.
+
+Also health and metrics.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from bot.settings import load_settings
 
 async def test_demo_streams_simulated_otlp_into_the_store(tmp_path: Path) -> None:
     settings = load_settings(db_path=tmp_path / "o.db", http_port=0, simulator_history_days=0)
-    summary = await run_demo(settings, Console(file=open(tmp_path / "log", "w")), duration_s=1.5,
-                             seconds_per_minute=0.2)
+    with open(tmp_path / "log", "w") as log:
+        summary = await run_demo(settings, Console(file=log), duration_s=1.5,
+                                 seconds_per_minute=0.2)
     assert summary["spans"] > 100
     assert 10 <= summary["keys"] <= 30
     assert summary["exemplar_traces"] > 0

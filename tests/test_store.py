@@ -31,7 +31,9 @@ async def test_fresh_file_is_wal_with_foreign_keys(tmp_path: Path) -> None:
     assert (mode, fk, version) == ("wal", 1, mig.SCHEMA_VERSION)
 
 
-async def test_old_file_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_old_file_is_upgraded_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "o.db"
     async with SqliteStore(path) as store:
         ids = await store.touch_series({"api:GET /": (1, 2)}, "span")
@@ -82,7 +84,8 @@ async def test_touch_series_widens_seen_range(tmp_path: Path) -> None:
         await store.touch_series({"svc:op": (50, 150)}, "span")
         info = await store.get_series("svc:op")
     assert info is not None
-    assert (info.service, info.operation, info.first_seen_ns, info.last_seen_ns) == ("svc", "op", 50, 200)
+    got = (info.service, info.operation, info.first_seen_ns, info.last_seen_ns)
+    assert got == ("svc", "op", 50, 200)
 
 
 def _span(trace: str, sid: str, dur: int, parent: str | None = None) -> Span:
@@ -93,7 +96,10 @@ async def test_exemplars_trim_pin_and_prune(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "o.db") as store:
         sid = (await store.touch_series({"svc:op": (1, 2)}, "span"))["svc:op"]
         traces = [
-            ExemplarTrace(f"{i:032x}", sid, 0, dur, start_ns=1_000 * i, spans=[_span(f"{i:032x}", f"{i:016x}", dur)])
+            ExemplarTrace(
+                f"{i:032x}", sid, 0, dur, start_ns=1_000 * i,
+                spans=[_span(f"{i:032x}", f"{i:016x}", dur)],
+            )
             for i, dur in enumerate([5, 50, 20, 40, 10], start=1)
         ]
         await store.save_exemplars(traces)

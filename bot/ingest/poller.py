@@ -47,7 +47,9 @@ class JaegerSource:
     async def fetch(self, start_ns: int, end_ns: int, limit: int) -> list[list[Span]]:
         traces: dict[str, list[Span]] = {}
         for service in await self.client.services():
-            spans = await self.client.find_traces(service, start_ns=start_ns, end_ns=end_ns, limit=limit)
+            spans = await self.client.find_traces(
+                service, start_ns=start_ns, end_ns=end_ns, limit=limit
+            )
             for s in spans:
                 traces.setdefault(s.trace_id, []).append(s)
         return list(traces.values())
@@ -122,5 +124,7 @@ class TracePoller:
                 delay = interval_s
             except TraceBackendError as exc:
                 delay = min(delay * 2, 600.0)
-                log.warning("polling %s failed: %s; next try in %.0fs", self.source.name, exc, delay)
+                log.warning(
+                    "polling %s failed: %s; next try in %.0fs", self.source.name, exc, delay
+                )
             await asyncio.sleep(delay)

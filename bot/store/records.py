@@ -317,7 +317,8 @@ class RecordsMixin:
         self, verdict: Verdict, *, since_ns: int | None = None
     ) -> list[AnomalyRecord]:
         """Anomalies with an active verdict (the suppression tier's false positives)."""
-        sql = (f"SELECT DISTINCT a.id, {', '.join('a.' + c.strip() for c in _ANOMALY_COLS.split(','))}"
+        cols = ", ".join("a." + c.strip() for c in _ANOMALY_COLS.split(","))
+        sql = (f"SELECT DISTINCT a.id, {cols}"
                " FROM anomalies a JOIN feedback f ON f.anomaly_id = a.id"
                " WHERE f.verdict = ? AND f.withdrawn_ns IS NULL")
         params: list[object] = [verdict]
@@ -329,7 +330,9 @@ class RecordsMixin:
 
     # -- mutes --
 
-    async def add_mute(self, target: str, until_ns: int, created_by: str, now_ns: int) -> MuteRecord:
+    async def add_mute(
+        self, target: str, until_ns: int, created_by: str, now_ns: int
+    ) -> MuteRecord:
         async with self.transaction() as db, db.execute(
             "INSERT INTO mutes (target, until_ns, created_by, created_ns) VALUES (?, ?, ?, ?)"
             f" RETURNING {_MUTE_COLS}", (target, until_ns, created_by, now_ns)) as cur:

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-
 from typing import Any
 
 import aiosqlite
@@ -29,9 +28,9 @@ from bot.store.base import (
     StoreStats,
     StoreVersionError,
 )
-from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.detection_state import DetectionStateMixin
 from bot.store.metric_records import MetricRecordsMixin
+from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.records import RecordsMixin
 from bot.store.slack_records import SlackRecordsMixin
 from detectors.aggregate import LatencyAggregate
@@ -72,7 +71,9 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
             await self._migrate()
         except sqlite3.DatabaseError as exc:
             await self.close()
-            raise StoreError(f"cannot open store {self.path}: {exc}. Is it an opsbot database?") from exc
+            raise StoreError(
+                f"cannot open store {self.path}: {exc}. Is it an opsbot database?"
+            ) from exc
         except StoreError:
             await self.close()
             raise
@@ -93,7 +94,8 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # executescript commits first, so wrap each migration in its own transaction.
             await self.db.executescript(
-                f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version={target};\nCOMMIT;"
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\n"
+                f"PRAGMA user_version={target};\nCOMMIT;"
             )
 
     @asynccontextmanager
@@ -145,7 +147,8 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         for i in range(0, len(names), 500):
             chunk = names[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for name, sid in await self._all(f"SELECT name, id FROM series WHERE name IN ({marks})", chunk):
+            found = await self._all(f"SELECT name, id FROM series WHERE name IN ({marks})", chunk)
+            for name, sid in found:
                 ids[name] = sid
         return ids
 
@@ -213,7 +216,10 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
                     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(series_id, trace_id) DO UPDATE SET"
                     " pinned = max(pinned, excluded.pinned),"
                     " duration_ns = max(duration_ns, excluded.duration_ns)",
-                    (t.trace_id, t.series_id, t.hour_ns, t.duration_ns, t.start_ns, int(t.pinned), now),
+                    (
+                        t.trace_id, t.series_id, t.hour_ns, t.duration_ns, t.start_ns,
+                        int(t.pinned), now,
+                    ),
                 )
                 await _insert_spans(db, t.trace_id, t.spans)
 
@@ -270,7 +276,8 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
     async def pin_traces(self, trace_ids: Sequence[str]) -> None:
         async with self._tx() as db:
             await db.executemany(
-                "UPDATE exemplar_traces SET pinned = 1 WHERE trace_id = ?", [(t,) for t in trace_ids]
+                "UPDATE exemplar_traces SET pinned = 1 WHERE trace_id = ?",
+                [(t,) for t in trace_ids],
             )
 
     async def prune_exemplars(self, unpinned_before_ns: int, pinned_before_ns: int) -> int:
@@ -384,7 +391,10 @@ def _agg_from_db(r: Sequence[Any]) -> LatencyAggregate:
 
 
 async def _insert_spans(db: aiosqlite.Connection, trace_id: str, spans: Sequence[Span]) -> None:
-    """Insert spans of a trace that is (still) an exemplar; late spans of dropped ones are skipped."""
+    """Insert spans of a trace that is (still) an exemplar.
+
+    Late spans of traces that were already dropped are skipped.
+    """
     await db.executemany(
         "INSERT OR IGNORE INTO exemplar_spans (trace_id, span_id, data) SELECT ?, ?, ?"
         " WHERE EXISTS (SELECT 1 FROM exemplar_traces WHERE trace_id = ?)",
