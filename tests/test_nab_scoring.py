@@ -264,20 +264,6 @@ def test_windowed_gaussian_matches_a_row_by_row_port_of_nabs_detector() -> None:
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
 
 
-def test_hour_of_week_zscore_matches_direct_computation() -> None:
-    ts, values = _series(4 * 7 * 48, seed=5, step_ns=1800 * 10**9)  # four weeks, 30-minute steps
-    bucket = ((ts - T0_NS) // (3600 * 10**9)) % 168
-    expected = np.zeros(values.size)
-    for i in range(values.size):
-        past = values[:i][bucket[:i] == bucket[i]]
-        if past.size >= 2:
-            z = abs(values[i] - past.mean()) / past.std()
-            expected[i] = z / (1 + z)
-    got = HourOfWeekZScoreDetector().score_series(ts, values)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
-    assert np.count_nonzero(got) == values.size - 2 * 168  # two values a bucket before scoring
-
-
 # ---- the harness ----------------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """Reference detectors scored by the same NAB harness as opsbot's: the bars it has to clear.
 
 - `WindowedGaussianDetector`: NAB's windowedGaussian, the usual first tier.
-- `HourOfWeekZScoreDetector`: z of the raw value against the mean/std of its
-  hour-of-week bucket, as the platform opsbot grew from did it.
+- `HourOfWeekZScoreDetector`: z of the raw value against its hour-of-week bucket,
+  falling back to hour-of-day and global while the bucket is cold, as opsbot's
+  baselines do, with opsbot's spread floor.
 - `IsolationForestDetector`: scikit-learn's IsolationForest over sliding windows
   of the last k values, refitted on a trailing region (a bench-only dependency).
 
@@ -24,6 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 HOUR_NS = 3_600_000_000_000
+DAY_S = 86_400.0
 _EPOCH_HOUR_OF_WEEK = 72  # 1970-01-01 00:00 UTC was a Thursday: hour 72 of a Monday-based week
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
 
@@ -77,44 +79,82 @@ def _trailing_window_stats(x: FloatArray, window: int, step: int) -> tuple[Float
 
 
 @dataclass(frozen=True, slots=True)
-class HourOfWeekZScoreDetector:
-    """|z| of the raw value against all earlier values of its UTC hour-of-week bucket, squashed.
+class BucketLevel:
+    """One level of the fallback: `buckets` per week-hour cycle (168, 24 or 1) and its gate."""
 
-    Score = |z| / (1 + |z|); 0 until the bucket holds `min_samples` values; a value
-    off a bucket with zero spread scores 1. No transform, no floor, no fallback.
+    name: str
+    buckets: int
+    min_samples: int
+    min_span_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class HourOfWeekZScoreDetector:
+    """|z| of the value against its UTC hour-of-week bucket, falling back as opsbot's baseline does.
+
+    The baseline of row i is built from the rows of whole hours before row i's hour,
+    within the trailing `window_days`: the hour-of-week bucket when it is warm, else
+    the hour-of-day bucket, else the global one (a level is warm with `min_samples`
+    rows and the series `min_span_s` old: opsbot's `BaselineConfig` defaults). The
+    spread is floored at max(|mean| x `relative_floor`, `absolute_floor`), so a flat
+    bucket gives a finite z. Score = |z| / (1 + |z|); 0 while no level is warm.
+    Without the fallback a 14-day series has a dozen rows per hour-of-week bucket
+    at best, whose noisy std and exact-zero spreads (inf z, score 1) drown every
+    real anomaly: the sweep then never alerts.
     """
 
     name: str = "hour_of_week_zscore"
-    min_samples: int = 2
+    levels: tuple[BucketLevel, ...] = (
+        BucketLevel("hour_of_week", 168, 50, 21 * DAY_S),
+        BucketLevel("hour_of_day", 24, 50, 7 * DAY_S),
+        BucketLevel("global", 1, 100, 1 * DAY_S),
+    )
+    window_days: int = 30
+    relative_floor: float = 0.05
+    absolute_floor: float = 0.001
 
     def score_series(self, timestamps_ns: IntArray, values: FloatArray) -> FloatArray:
         x = np.asarray(values, dtype=np.float64)
-        bucket = (np.asarray(timestamps_ns, dtype=np.int64) // HOUR_NS + _EPOCH_HOUR_OF_WEEK) % 168
-        z = np.zeros(x.size)
-        for b in np.unique(bucket):
-            rows = np.flatnonzero(bucket == b)
-            z[rows] = _expanding_abs_z(x[rows], self.min_samples)
-        score = np.ones(x.size)  # an infinite z (off a zero spread) scores 1
-        finite = np.isfinite(z)
-        score[finite] = z[finite] / (1.0 + z[finite])
-        return score
+        # NAB's clocks repeat and once step back: a running max keeps "the past" well defined.
+        clock = np.maximum.accumulate(np.asarray(timestamps_ns, dtype=np.int64))
+        hour = clock // HOUR_NS
+        age_s = (clock - clock[:1]) / 1e9 if x.size else np.zeros(0)
+        mean, std = np.full(x.size, np.nan), np.full(x.size, np.nan)
+        for level in reversed(self.levels):  # most specific last, so it wins where warm
+            m, s, count = _bucket_stats(hour, x, level.buckets, self.window_days * 24)
+            warm = (count >= level.min_samples) & (age_s >= level.min_span_s)
+            mean, std = np.where(warm, m, mean), np.where(warm, s, std)
+        floor = np.maximum(np.abs(mean) * self.relative_floor, self.absolute_floor)
+        with np.errstate(invalid="ignore"):
+            z = np.abs(x - mean) / np.maximum(std, floor)
+        return np.where(np.isnan(z), 0.0, z / (1.0 + z))
 
 
-def _expanding_abs_z(x: FloatArray, min_samples: int) -> FloatArray:
-    """|x[i] - mean(x[:i])| / std(x[:i]); inf off a zero spread; 0 with fewer than min_samples."""
+def _bucket_stats(
+    hour: IntArray, x: FloatArray, buckets: int, window_hours: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Mean, population std and count of each row's bucket over the whole hours before its own.
+
+    `hour` is non-decreasing; the bucket of hour h is (h + epoch offset) mod 168 mod `buckets`.
+    """
     n = x.size
-    if n == 0:
-        return np.zeros(0)
-    d = x - x[0]
-    before = np.arange(n)
-    s1 = np.concatenate(([0.0], np.cumsum(d)[:-1]))
-    s2 = np.concatenate(([0.0], np.cumsum(d * d)[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu = s1 / before
-        sd = np.sqrt(np.maximum(s2 / before - mu * mu, 0.0))
-        dev = np.abs(d - mu)
-        z = np.where(sd > 0, dev / sd, np.where(dev > 0, np.inf, 0.0))
-    return np.where(before >= max(min_samples, 1), z, 0.0)
+    mean, std, count = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64)
+    bucket = (hour + _EPOCH_HOUR_OF_WEEK) % 168 % buckets
+    for b in np.unique(bucket):
+        rows = np.flatnonzero(bucket == b)
+        h, d = hour[rows], x[rows] - x[rows[0]]  # shifted sums keep precision for large offsets
+        s1 = np.concatenate(([0.0], np.cumsum(d)))
+        s2 = np.concatenate(([0.0], np.cumsum(d * d)))
+        right = np.searchsorted(h, h, side="left")  # rows of earlier hours only
+        left = np.searchsorted(h, h - window_hours, side="left")
+        c = right - left
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = (s1[right] - s1[left]) / c
+            var = (s2[right] - s2[left]) / c - mu * mu
+        mean[rows] = x[rows[0]] + mu
+        std[rows] = np.sqrt(np.maximum(var, 0.0))
+        count[rows] = c
+    return mean, std, count
 
 
 @dataclass(frozen=True, slots=True)
