@@ -118,6 +118,39 @@ def test_deltas_fold_like_latency_aggregate_per_group() -> None:
     assert deltas.take() == {}
 
 
+def test_deltas_folded_later_are_bit_exact() -> None:
+    """Batches are folded in several at a time; every sum must be the one a batch-by-batch
+    fold gives (per batch a bincount in row order, added to the running total)."""
+    rng = np.random.default_rng(11)
+    deltas = Deltas()
+    want: dict[tuple[int, int], list[float]] = {}
+    taken: dict[tuple[int, int], LatencyAggregate] = {}
+    for b in range(60):  # ~3 folds of 16k rows, and a take in between
+        n = int(rng.integers(1, 1500))
+        keys, hours = rng.integers(0, 30, n), rng.integers(470_000, 470_003, n)
+        durs = rng.lognormal(15, 2, n).astype(np.int64)
+        errs = rng.random(n) < 0.1
+        groups = Groups.of(keys, hours)
+        deltas.add(groups, durs, errs)
+        logs = np.log(np.maximum(durs / 1e6, 1e-6))
+        sums = np.stack((np.bincount(groups.group), np.bincount(groups.group, logs),
+                         np.bincount(groups.group, logs * logs),
+                         np.bincount(groups.group, errs)), axis=1)
+        for kh, row in zip(zip(groups.keys.tolist(), groups.hours.tolist(), strict=True),
+                           sums.tolist(), strict=True):
+            acc = want.setdefault(kh, [0.0] * 4)
+            for i, v in enumerate(row):
+                acc[i] += v
+        if b == 40:
+            taken = deltas.take()
+            assert {kh: [a.count, a.sum_log, a.sumsq_log, a.errors]
+                    for kh, a in taken.items()} == want
+            want = {}
+    got = deltas.take()
+    assert {kh: [a.count, a.sum_log, a.sumsq_log, a.errors] for kh, a in got.items()} == want
+    assert taken and got and len(deltas) == 0
+
+
 def test_groups_are_key_then_hour_and_stable() -> None:
     keys = np.array([2, 0, 2, 0, 1, 2])
     hours = np.array([5, 9, 4, 9, 5, 5])

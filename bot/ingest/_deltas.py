@@ -76,6 +76,18 @@ class Groups:
 
 
 _TABLE_LIMIT = 1 << 20
+_FOLD_ROWS = 16_384  # rows of kept batches folded in at once
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One batch waiting to be folded in: its rows' groups, and each group's slot."""
+
+    group: np.ndarray
+    slots: np.ndarray
+    durations_ns: np.ndarray
+    errors: np.ndarray
+    slowest_ns: np.ndarray
 
 
 def _highest(dtype: np.dtype) -> float | int:
@@ -87,10 +99,20 @@ def _lowest(dtype: np.dtype) -> float | int:
 
 
 class Deltas:
-    """Pending aggregates of (key index, hour) pairs, one dense row each."""
+    """Pending aggregates of (key index, hour) pairs, one dense row each.
+
+    `add` only numbers a batch's groups (their slots) and keeps its columns; batches are
+    folded in together, `_FOLD_ROWS` rows at a time (and before `take` or `merge`), which
+    costs a fraction of the numpy calls per batch. The result is the same to the bit:
+    every per-(batch, group) sum is still a `bincount` over that batch's rows in order,
+    and those sums are added to a slot batch after batch, in order (`ufunc.at` is
+    unbuffered); counts, errors, histogram, min and max are exact whatever the order.
+    """
 
     def __init__(self, capacity: int = 256) -> None:
         self._slot: dict[tuple[int, int], int] = {}
+        self._parts: list[_Part] = []
+        self._part_rows = 0
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
@@ -126,22 +148,42 @@ class Deltas:
         taken in integer ns and then scaled: ns -> ms is monotone, so they equal the min
         and max of the ms values.
         """
-        ms = durations_ns / 1e6
-        logs = np.log(np.maximum(ms, _MIN_LOG_MS))
-        n_groups = len(groups)
-        slots = self._slots(groups.keys.tolist(), groups.hours.tolist())
-        self.sums[slots] += np.stack((np.bincount(groups.group, minlength=n_groups),
-                                      groups.sum(logs), groups.sum(logs * logs),
-                                      groups.sum(errors)), axis=1)
         if slowest_ns is None:
             slowest_ns = groups.max(durations_ns)
-        self.min_ms[slots] = np.minimum(self.min_ms[slots], groups.min(durations_ns) / 1e6)
-        self.max_ms[slots] = np.maximum(self.max_ms[slots], slowest_ns / 1e6)
-        flat = np.bincount(groups.group * N_BINS + bin_index(ms), minlength=n_groups * N_BINS)
-        self.hist[slots] += flat.reshape(n_groups, N_BINS)
+        slots = self._slots(groups.keys.tolist(), groups.hours.tolist())
+        self._parts.append(_Part(groups.group, slots, durations_ns, errors, slowest_ns))
+        self._part_rows += int(durations_ns.shape[0])
+        if self._part_rows >= _FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Add the kept batches into the slots (see the class docstring for why it is exact)."""
+        parts, self._parts, self._part_rows = self._parts, [], 0
+        if not parts:
+            return
+        offsets = np.cumsum([0] + [p.slots.size for p in parts[:-1]]).tolist()
+        group = np.concatenate([p.group + off for p, off in zip(parts, offsets, strict=True)])
+        slots = np.concatenate([p.slots for p in parts])
+        durations = np.concatenate([p.durations_ns for p in parts])
+        n_groups = slots.size
+        ms = durations / 1e6
+        logs = np.log(np.maximum(ms, _MIN_LOG_MS))
+        errors = np.concatenate([p.errors for p in parts])
+        np.add.at(self.sums, slots, np.stack((
+            np.bincount(group, minlength=n_groups), np.bincount(group, logs, n_groups),
+            np.bincount(group, logs * logs, n_groups), np.bincount(group, errors, n_groups),
+        ), axis=1))
+        fastest = np.full(n_groups, np.iinfo(durations.dtype).max if durations.dtype.kind in "iu"
+                          else math.inf, durations.dtype)
+        np.minimum.at(fastest, group, durations)
+        np.minimum.at(self.min_ms, slots, fastest / 1e6)
+        np.maximum.at(self.max_ms, slots, np.concatenate([p.slowest_ns for p in parts]) / 1e6)
+        flat = np.bincount(slots[group] * N_BINS + bin_index(ms), minlength=self.hist.size)
+        self.hist += flat.reshape(self.hist.shape)
 
     def take(self) -> dict[tuple[int, int], LatencyAggregate]:
         """Every pending aggregate, leaving none behind."""
+        self._fold()
         out = {}
         for kh, s in self._slot.items():
             count, sum_log, sumsq_log, errors = self.sums[s].tolist()
@@ -153,6 +195,7 @@ class Deltas:
 
     def merge(self, aggregates: dict[tuple[int, int], LatencyAggregate]) -> None:
         """Put aggregates back (a failed flush), on top of whatever came in since."""
+        self._fold()
         for (k, h), agg in aggregates.items():
             (s,) = self._slots([k], [h]).tolist()
             self.sums[s] += (agg.count, agg.sum_log, agg.sumsq_log, agg.errors)
