@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench.nab import HourOfWeekZScoreDetector
+from bench.nab import HourOfWeekZScoreDetector, IsolationForestDetector
 from bench.nab.reference import DAY_S, HOUR_NS, BucketLevel
 
 FIVE_MIN_NS = 300 * 10**9
@@ -89,3 +90,21 @@ def test_repeated_and_backward_timestamps_only_see_earlier_rows() -> None:
     for cut in (505, 600):
         part = HourOfWeekZScoreDetector().score_series(ts[:cut], values[:cut])
         np.testing.assert_array_equal(part, full[:cut])
+
+
+def test_isolation_forest_ranks_a_spike_first_and_scores_nothing_before_its_first_fit() -> None:
+    rng = np.random.default_rng(2)
+    values = 20 + rng.normal(0, 1, 1500)
+    values[1200] += 12
+    ts = T0_NS + np.arange(values.size, dtype=np.int64) * FIVE_MIN_NS
+    scores = IsolationForestDetector(n_estimators=50).score_series(ts, values)
+    assert np.all(scores[:250] == 0.0) and np.all(scores[250:] > 0.0)
+    assert int(np.argmax(scores)) == 1200 and scores.max() <= 1.0
+    assert scores[1200] - np.quantile(scores[250:], 0.99) > 0.05
+
+
+def test_isolation_forest_refuses_settings_it_cannot_fit_with() -> None:
+    with pytest.raises(ValueError, match="first_fit > diffs"):
+        IsolationForestDetector(diffs=3, first_fit=4)
+    with pytest.raises(ValueError, match="train_rows"):
+        IsolationForestDetector(train_rows=1)
