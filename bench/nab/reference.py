@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["HourOfWeekZScoreDetector", "IsolationForestDetector", "WindowedGaussianDetector"]
+__all__ = [
+    "BucketLevel",
+    "HourOfWeekZScoreDetector",
+    "IsolationForestDetector",
+    "WindowedGaussianDetector",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
