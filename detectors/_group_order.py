@@ -14,13 +14,20 @@ sort would hold at those positions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CHUNK", "GroupOrder", "chunks", "dense_groups", "sorted_within_groups"]
+__all__ = [
+    "CHUNK",
+    "GroupOrder",
+    "chunks",
+    "dense_groups",
+    "ordered_bits",
+    "sorted_within_groups",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -73,6 +80,9 @@ class GroupOrder:
     key: UIntArray  # sorted packed keys (group | quantum | index); empty on the two-sort path
     index_bits: int
     two_sorts: FloatArray | None  # the whole sorted sequence, when the packed sort was not used
+    # values[i] for an index array i, where the values were never stored (they are cheaper
+    # to compute again for the few positions read than to write and read back in full)
+    value_of: Callable[[IntArray], FloatArray] | None = None
 
     @classmethod
     def of(
@@ -115,7 +125,7 @@ class GroupOrder:
             return self.two_sorts[positions]
         key, shift = self.key, np.uint64(self.index_bits)
         mask = np.uint64((1 << self.index_bits) - 1)
-        out = self.values[np.bitwise_and(key[positions], mask).view(np.int64)]
+        out = self._values(np.bitwise_and(key[positions], mask).view(np.int64))
         prefix = key[positions] >> shift
         before = key[np.maximum(positions - 1, 0)] >> shift
         after = key[np.minimum(positions + 1, key.size - 1)] >> shift
@@ -130,10 +140,14 @@ class GroupOrder:
             lengths = stops - starts
             first = np.cumsum(lengths) - lengths  # where each run starts once concatenated
             members = np.repeat(starts - first, lengths) + np.arange(lengths.sum())
-            vals = self.values[np.bitwise_and(key[members], mask).view(np.int64)]
+            vals = self._values(np.bitwise_and(key[members], mask).view(np.int64))
             vals = vals[np.lexsort((vals, np.repeat(np.arange(runs.size), lengths)))]
             out[amb] = vals[first[which] + positions[amb] - starts[which]]
         return out
+
+
+    def _values(self, index: IntArray) -> FloatArray:
+        return self.values[index] if self.value_of is None else self.value_of(index)
 
 
 def sorted_within_groups(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
@@ -182,6 +196,27 @@ class _Quantiser:
         f = values - self.lo
         f *= self.scale
         return f.astype(np.uint64)
+
+
+_SIGN = np.int64(-(1 << 63))
+
+
+def ordered_bits(values: FloatArray, bits: int) -> UIntArray:
+    """The top `bits` of a map of float64 onto uint64 that keeps their order: a < b gives
+    q(a) <= q(b). Needs no range of the batch, so keys can be packed in the pass that
+    computes the values. NaN has no place in it (callers check); -0.0 is folded onto
+    +0.0 first, so equal values always share a quantum, as a sort sees them.
+
+    IEEE total order: a non-negative float's bit pattern with the sign bit set, a
+    negative float's pattern inverted.
+    """
+    b = (values + 0.0).view(np.int64)  # + 0.0: -0.0 becomes +0.0, a new array either way
+    flip = b >> 63  # arithmetic: all ones for negative values
+    flip |= _SIGN
+    b ^= flip
+    q = b.view(np.uint64)
+    q >>= np.uint64(64 - bits)
+    return q
 
 
 def _two_sorts(values: FloatArray, group: IntArray) -> FloatArray:

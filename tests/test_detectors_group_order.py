@@ -179,3 +179,117 @@ def test_score_windows_rejects_arrays_of_different_lengths() -> None:
     with pytest.raises(ValueError, match="one entry per span"):
         score_windows(np.ones(3), np.zeros(2, np.int64), np.zeros(3, np.int64), table,
                       ScoringConfig())
+
+
+# ---- the one-pass packed path of score_windows against the general path --------------------
+
+
+def test_ordered_bits_keep_the_order_and_fold_zeros() -> None:
+    rng = np.random.default_rng(3)
+    values = np.concatenate([
+        rng.normal(0, 1, 3000), np.exp(rng.normal(0, 30, 3000)), -np.exp(rng.normal(0, 30, 3000)),
+        [0.0, -0.0, 5e-324, -5e-324, np.inf, -np.inf, 1.0, np.nextafter(1.0, 2.0)],
+    ])
+    for bits in (16, 30, 64):
+        q = _group_order.ordered_bits(values, bits)
+        q_by_value = q[np.argsort(values)]
+        assert np.all(q_by_value[1:] >= q_by_value[:-1]), bits  # a < b never gets q(a) > q(b)
+        assert int(q.max()) < 2**bits
+    q = _group_order.ordered_bits(np.array([-0.0, 0.0, 1.0, np.nextafter(1.0, 2.0)]), 64)
+    assert q[0] == q[1] and q[2] < q[3]  # equal values share a quantum; all 64 bits are exact
+
+
+def _mixed_table() -> BaselineTable:
+    rng = np.random.default_rng(11)
+    return BaselineTable.from_baselines(
+        [
+            _baseline(np.exp(rng.normal(0.0, 0.5, 3000))),
+            _baseline(rng.normal(-5.0, 2.0, 3000), Transform.IDENTITY),
+            _baseline(np.exp(rng.normal(1.0, 0.5, 3000)), warm=False),
+            None,
+            _baseline(rng.exponential(10.0, 3000), Transform.LOG1P),
+        ]
+    )
+
+
+def _assert_same_windows(a: object, b: object) -> None:
+    for field in ("key_idx", "window_start_ns", "count", "median", "p90", "deviation",
+                  "z_median", "z_p90", "score", "group"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), field
+        if x.dtype.kind == "f":  # the same bits, the sign of zero included
+            assert np.array_equal(np.signbit(x), np.signbit(y)), field
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_packed_path_equals_the_general_path(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.scoring as scoring
+
+    monkeypatch.setattr(_group_order, "CHUNK", 3000)  # several chunks, the last one short
+    rng = np.random.default_rng(seed)
+    table, n = _mixed_table(), 20_000
+    keys = rng.integers(0, len(table), n)
+    starts = NOW + rng.integers(0, 20 * 60 * S, n)
+    durs = np.exp(rng.normal(0.0, 2.0, n))
+    durs[::4] = np.round(durs[::4])  # exact ties and zeros
+    durs[keys == 1] = rng.normal(-1, 2, int((keys == 1).sum())).round(2)  # -0.0 and 0.0 too
+    durs[np.flatnonzero(keys == 1)[::7]] = -0.0
+    durs[np.flatnonzero(keys == 1)[3::7]] = 0.0
+    config = ScoringConfig(min_tail_count=20, min_window_count=3)
+    calls: list[bool] = []
+    packed = scoring._packed_order
+
+    def spy(*args: object) -> object:
+        out = packed(*args)  # type: ignore[arg-type]
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(scoring, "_packed_order", spy)
+    fast = score_windows(durs, keys, starts, table, config)
+    monkeypatch.setattr(scoring, "_packed_order", lambda *args: None)
+    general = score_windows(durs, keys, starts, table, config)
+    assert calls == [True]
+    _assert_same_windows(fast, general)
+
+
+@pytest.mark.parametrize("case", ["nan", "no-bits", "wide-codes"])
+def test_packed_path_falls_back(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.scoring as scoring
+
+    rng = np.random.default_rng(4)
+    table, n = _mixed_table(), 5000
+    keys = rng.integers(0, len(table), n)
+    starts = NOW + rng.integers(0, 10 * 60 * S, n)
+    durs = np.exp(rng.normal(0.0, 1.0, n))
+    config = ScoringConfig()
+    if case == "nan":
+        durs[np.flatnonzero(keys == 1)[:3]] = np.nan  # identity transform: NaN stays NaN
+    elif case == "no-bits":
+        monkeypatch.setattr(_group_order, "MIN_VALUE_BITS", 63)
+    else:
+        starts[0] = NOW + 10**6 * 60 * S  # a million windows: too many codes for a bincount
+    assert scoring._packed_order(
+        np.asarray(durs), keys, starts, config.window_s * S,
+        int(starts.min()) // (config.window_s * S),
+        int(starts.max()) // (config.window_s * S) - int(starts.min()) // (config.window_s * S) + 1,
+        table,
+    ) is None
+    got = score_windows(durs, keys, starts, table, config)
+    monkeypatch.setattr(scoring, "_packed_order", lambda *args: None)
+    _assert_same_windows(got, score_windows(durs, keys, starts, table, config))
+    assert np.isfinite(got.median).sum() > 0
+
+
+def test_packed_path_sends_a_key_outside_the_table_to_the_general_path() -> None:
+    import detectors.scoring as scoring
+
+    table = _mixed_table()
+    starts = NOW + np.arange(6, dtype=np.int64) * S
+    for bad in (len(table), -1):
+        keys = np.array([0, 1, bad, 0, 1, 0])
+        assert scoring._packed_order(
+            np.ones(6), keys, starts, 60 * S, NOW // (60 * S), 1, table
+        ) is None
+    with pytest.raises(IndexError):  # as before: the general path's table lookup refuses it
+        score_windows(np.ones(6), np.array([0, 1, len(table), 0, 1, 0]), starts, table,
+                      ScoringConfig())
