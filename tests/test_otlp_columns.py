@@ -10,7 +10,7 @@ import bot.ingest.otlp as otlp
 from bot.ingest import _otlp_columns
 from bot.ingest.otlp import decode_traces_pb
 from bot.spans import RejectCounter
-from tests._otlp_builders import body, span
+from tests._otlp_builders import T0, body, span
 
 
 def _names(rng: random.Random) -> list[str]:
@@ -70,3 +70,26 @@ def test_a_parent_id_out_of_field_order_is_still_checked(tail: bytes,
     assert rejects.as_dict() == rejected
     assert len(batch) == 6 - len(rejected)
     assert batch.keys == [f"unknown_service:op{i}" for i in range(6) if i != 2 or not rejected]
+
+
+@pytest.mark.parametrize("parent", [b"", bytes(range(1, 9))])
+def test_a_last_span_ending_after_its_head_is_decoded_span_by_span(parent: bytes) -> None:
+    """The last span is only its ids (and parent id): no name, no times. The columns still
+    count one per span because span 0 has each field twice (the last one counts), so the
+    name column would be misaligned: the request is decoded span by span, not indexed past
+    the buffer's end."""
+    spans = [span(f"op{i}", parent=bytes(range(8)) if i else b"") for i in range(3)]
+    raws = [s.SerializeToString() for s in spans]
+    raws[0] += b"\x2a\x03dup" + b"\x39" + (T0 + 1).to_bytes(8, "little") + b"\x41" + (
+        T0 + 2).to_bytes(8, "little")
+    last = spans[2]
+    raws[2] = b"\x0a\x10" + last.trace_id + b"\x12\x08" + last.span_id + (
+        b"\x22\x08" + parent if parent else b"")
+    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
+    rs = b"\x12" + _varint(len(scope)) + scope
+    rejects = RejectCounter()
+    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, rejects)
+    assert rejects.as_dict() == {"missing_field": 1}
+    assert batch.keys == ["unknown_service:dup", "unknown_service:op1"]
+    assert batch.start_ns.tolist() == [T0 + 1, T0]
+    assert batch.duration_ns.tolist() == [1, spans[1].end_time_unix_nano - T0]

@@ -16,11 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from bot.ingest._otlp_schema import SpanCols
+from bot.ingest._otlp_schema import SpanCols, StatusSpans
 
-__all__ = ["SpanBytes", "error_rows", "name_groups", "status_code", "trusted_ids"]
+__all__ = ["Ids", "Nameless", "SpanBytes", "error_rows", "name_groups", "status_code",
+           "trusted_ids"]
 
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
+_PREFIX = _HEAD + 12  # then maybe 22 08 <8-byte parent id>, then 2a <name length>
+_PAD = bytes(_PREFIX)  # after the last span, so every span has _PREFIX bytes to read
+_SLOT_BITS = 12
+_SLOT_SHIFT = np.uint64(64 - _SLOT_BITS)
 _TAG_AT = [0, 1, 18, 19]
 _TAG_BYTES = np.array([0x0A, 0x10, 0x12, 0x08], np.uint8)  # trace id: 1, 16 B; span id: 2, 8 B
 _PARENT_TAG, _NAME_TAG = 0x22, 0x2A  # fields 4 and 5, length-delimited
@@ -34,7 +39,10 @@ _ERROR = 2
 
 @dataclass(frozen=True, slots=True)
 class SpanBytes:
-    """Every span's encoding back to back (one bytes object, not one per span), with offsets."""
+    """Every span's encoding back to back (one bytes object, not one per span), with offsets.
+
+    `data` ends with `_PAD`, so fixed-width reads at any span's start stay in the buffer.
+    """
 
     data: bytes
     buf: np.ndarray  # uint8 view of data
@@ -45,7 +53,9 @@ class SpanBytes:
     def of(cls, raws: list[bytes]) -> SpanBytes:
         lengths = np.fromiter(map(len, raws), np.int64, len(raws))
         ends = np.cumsum(lengths)
+        raws.append(_PAD)
         data = b"".join(raws)
+        raws.pop()
         return cls(data, np.frombuffer(data, np.uint8), ends - lengths, ends)
 
     def __len__(self) -> int:
@@ -65,9 +75,24 @@ class SpanBytes:
                           strides=(1,))
 
 
-def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """The (n, 16) trace ids and (n, 8) span ids when the merged columns line up with the
-    spans, else None. Parent ids are the caller's to check (`name_groups` counts them)."""
+class Nameless(Exception):
+    """A span has no name, though the name column has one per span: decode span by span."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """What `trusted_ids` read from every span's first `_PREFIX` bytes (one gather)."""
+
+    trace_ids: np.ndarray  # (n, 16) uint8
+    span_ids: np.ndarray  # (n, 8) uint8
+    prefixes: np.ndarray  # (n, _PREFIX) uint8: for `name_groups`
+
+
+def trusted_ids(cols: Any, spans: SpanBytes) -> Ids | None:
+    """The trace and span ids when the merged columns line up with the spans, else None.
+
+    Parent ids are the caller's to check (`name_groups` counts them).
+    """
     n = len(spans)
     if not (len(cols.trace_id) == len(cols.span_id) == len(cols.name)
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
@@ -75,11 +100,12 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
     starts = spans.starts
     if int((spans.ends - starts).min()) < _HEAD:
         return None
-    heads = spans.records(_HEAD)[starts].view(np.uint8).reshape(n, _HEAD)
-    if not (heads[:, _TAG_AT] == _TAG_BYTES).all():
+    # past a span's end these bytes are the next span's or `SpanBytes` padding
+    prefixes = spans.records(_PREFIX)[starts].view(np.uint8).reshape(n, _PREFIX)
+    if not (prefixes[:, _TAG_AT] == _TAG_BYTES).all():
         return None
-    trace_ids = np.ascontiguousarray(heads[:, 2:18])
-    span_ids = np.ascontiguousarray(heads[:, 20:28])
+    trace_ids = _copy_bytes(prefixes, 2, 16)
+    span_ids = _copy_bytes(prefixes, 20, 8)
     halves = trace_ids.view("<u8")
     if not ((halves[:, 0] | halves[:, 1]).all() and span_ids.view("<u8").all()):  # all-zero ids
         return None
@@ -87,62 +113,99 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> tuple[np.ndarray, np.ndarray] | 
     if ((np.array(cols.kind, np.int32).view(np.uint32) > 5).any()
             or (np.array(cols.status.code, np.int32).view(np.uint32) > 2).any()):
         return None
-    return trace_ids, span_ids  # parent ids: see name_groups
+    return Ids(trace_ids, span_ids, prefixes)  # parent ids: see name_groups
 
 
-def name_groups(spans: SpanBytes, scope_of: np.ndarray,
+def _copy_bytes(rows: np.ndarray, at: int, width: int) -> np.ndarray:
+    """Bytes [at, at + width) of every row, as a new (n, width) array: one record per row
+    is numpy's fast path, a 2-d slice copy is not."""
+    n, stride = rows.shape
+    records = np.ndarray((n,), f"V{width}", rows, at, (stride,))
+    return records.copy().view(np.uint8).reshape(n, width)
+
+
+def name_groups(spans: SpanBytes, scope_of: np.ndarray, prefixes: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray, list[bytes], int] | None:
     """Rows grouped by (scope, span name) straight from the bytes, for `trusted_ids` requests.
 
     Returns (group of each row, first row of each group, each group's name bytes, how
     many spans have an 8-byte parent id right after the head), or None when a span is
-    laid out otherwise (trace_state, an empty or long name), and the caller reads the
-    name column instead. After the head, encoders write the parent id (if any), then
-    the name; with one name per span (the column count), the name found there is the
-    span's. Every parent id found here is in the parent column, so when the column is
-    no longer than that count, every parent id is 8 bytes. Groups come from a hash of
-    the name bytes and are then checked byte for byte, so they are exact.
+    laid out otherwise (trace_state, an empty or long name, a name past the span's end),
+    and the caller reads the name column instead. Raises `Nameless` when a span ends
+    where its name would start: it has no name, and the name column cannot be trusted
+    (its count matches only if another span has two). After the head, encoders write the
+    parent id (if any), then the name; with one name per span (the column count), the
+    name found there is the span's. Every parent id found here is in the parent column,
+    so when the column is no longer than that count, every parent id is 8 bytes. Groups
+    come from a hash of the name bytes and are then checked byte for byte, so they are exact.
     """
-    buf, n = spans.buf, len(spans)
-    at = spans.starts + _HEAD
-    has_parent = buf[at] == _PARENT_TAG
-    if has_parent.any():
-        if not (buf[at[has_parent] + 1] == 8).all():
-            return None
-        at = at + 10 * has_parent
-    if not (buf[at] == _NAME_TAG).all():
+    n = len(spans)
+    has_parent = prefixes[:, _HEAD] == _PARENT_TAG
+    if not ((prefixes[:, _HEAD + 1] == 8) | ~has_parent).all():
         return None
-    length = buf[at + 1]
+    first_byte = spans.starts + (_HEAD + 2) + 10 * has_parent
+    if not (first_byte - 2 < spans.ends).all():
+        raise Nameless  # a span ends right after its head or parent id
+    tag = np.where(has_parent, prefixes[:, _HEAD + 10], prefixes[:, _HEAD])
+    length = np.where(has_parent, prefixes[:, _HEAD + 11], prefixes[:, _HEAD + 1])
+    if not (tag == _NAME_TAG).all():
+        return None
     longest = int(length.max())
     if longest > _MAX_NAME_BYTES or int(length.min()) == 0:
         return None
+    if not (first_byte + length <= spans.ends).all():
+        return None  # the bytes read as a name run past the span
     n_words = -(-longest // 8)
     width = 8 * n_words
-    first_byte = at + 2
     data = spans.data
     if int(first_byte.max()) + width > len(data):  # a short last span: read past its end
         data += bytes(width)
     records = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data,
                          strides=(1,))
-    records = records[first_byte]  # 1-d gathers of whole records: numpy's fast path
-    names = records.view("<u8").reshape(n, n_words)
+    names = records[first_byte].view("<u8").reshape(n, n_words)  # 1-d gather: fast path
     names &= _name_masks(n_words)[length].view("<u8").reshape(n, n_words)  # zero past names
     h = names @ _MULTIPLIERS[:n_words] + scope_of.astype(np.uint64) * _MIX + length
+    group, firsts = _by_table(h) or _by_sort(h)
+    rep = firsts[group]
+    rows = names.view(f"V{width}").ravel()  # row comparisons as 1-d gathers and compares
+    if not (np.equal(rows[rep].view("<u8"), names.ravel()).all()
+            and (length[rep] == length).all()
+            and (scope_of[rep] == scope_of).all()):
+        return None  # a hash collision: never wrong, only slower
+    starts, lengths = first_byte[firsts].tolist(), length[firsts].tolist()
+    names_bytes = [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
+    return group, firsts, names_bytes, int(np.count_nonzero(has_parent))
+
+
+def _by_table(h: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(group of each row, first row of each group) of equal hashes, numbered in row order,
+    through a table on the hash's top bits; None when two hashes share a slot."""
+    n = h.shape[0]
+    slot = (h >> _SLOT_SHIFT).astype(np.intp)
+    table = np.empty(1 << _SLOT_BITS, np.intp)
+    table[slot[::-1]] = np.arange(n - 1, -1, -1)  # any row of the group works; usually the first
+    rep = table[slot]
+    if not (h[rep] == h).all():
+        return None
+    is_rep = np.zeros(n, np.bool_)
+    is_rep[rep] = True
+    firsts = np.flatnonzero(is_rep)
+    number = np.empty(n, np.intp)
+    number[firsts] = np.arange(firsts.shape[0])
+    return number[rep], firsts
+
+
+def _by_sort(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_by_table` for any hashes, through a stable sort (groups numbered in hash order)."""
+    n = h.shape[0]
     order = np.argsort(h, kind="stable")
     ordered = h[order]
     new = np.empty(n, np.bool_)
     new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    group = np.empty(n, np.int64)
+    group = np.empty(n, np.intp)
     group[order] = np.cumsum(new) - 1
-    firsts = order[new]  # each group's first row: the sort is stable
-    rep = firsts[group]
-    if not (np.equal(records[rep].view("<u8"), records.view("<u8")).all()
-            and (length == length[rep]).all() and (scope_of == scope_of[rep]).all()):
-        return None  # a hash collision: never wrong, only slower
-    starts, lengths = first_byte[firsts].tolist(), length[firsts].tolist()
-    names_bytes = [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
-    return group, firsts, names_bytes, int(np.count_nonzero(has_parent))
+    return group, order[new]  # each group's first row: the sort is stable
 
 
 @cache
@@ -157,8 +220,8 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     """Which spans have status ERROR, knowing how many do (from the merged status column).
 
     An error status is the span's last bytes but for `flags`; the candidates are
-    confirmed by parsing them, and if the confirmed count is not `expected` every
-    span is parsed.
+    confirmed by parsing them (all in one message), and if the confirmed count is not
+    `expected` every span is parsed.
     """
     n = len(spans)
     error = np.zeros(n, np.bool_)
@@ -168,11 +231,35 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     last = words[ends - 8]  # a span's last 8 bytes, little-endian
     has_flags = ((last >> 16) & 0xFFFF) == _FLAGS_TAG  # 85 01 + 4 bytes of flags
     tail = np.where(has_flags, words[ends - 14], last) >> 48  # the 2 bytes before flags
-    for i in np.flatnonzero(tail == _ERROR_TAIL).tolist():
-        error[i] = status_code(spans.raw(i)) == _ERROR
+    candidates = np.flatnonzero(tail == _ERROR_TAIL)
+    error[candidates] = _status_codes(spans, candidates.tolist()) == _ERROR
     if int(np.count_nonzero(error)) != expected:
         error = np.fromiter((status_code(spans.raw(i)) == _ERROR for i in range(n)), np.bool_, n)
     return error
+
+
+def _status_codes(spans: SpanBytes, rows: list[int]) -> np.ndarray:
+    """The status code of the given spans, in one parse: each span wrapped as an element of
+    `StatusSpans` (a tag and a length in front of its bytes; upb skips the other fields)."""
+    data, starts, ends = spans.data, spans.starts, spans.ends
+    parts = []
+    for a, b in zip(starts[rows].tolist(), ends[rows].tolist(), strict=True):
+        parts += (_wrap_head(b - a), data[a:b])
+    wrapped = StatusSpans.FromString(b"".join(parts)).spans
+    return np.fromiter((s.status.code for s in wrapped), np.int64, len(rows))
+
+
+def _wrap_head(length: int) -> bytes:
+    """Field 1's tag and `length` as a varint: 3 bytes below 2 MiB (padded; parsers take
+    non-minimal varints), else as long as it takes."""
+    if length < 1 << 21:
+        return bytes((0x0A, 0x80 | length & 0x7F, 0x80 | (length >> 7) & 0x7F, length >> 14))
+    head = bytearray(b"\x0a")
+    while length > 0x7F:
+        head.append(length & 0x7F | 0x80)
+        length >>= 7
+    head.append(length)
+    return bytes(head)
 
 
 def status_code(raw: bytes) -> int:

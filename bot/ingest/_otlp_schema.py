@@ -32,6 +32,7 @@ __all__ = [
     "LenientSpan",
     "RawRequest",
     "SpanCols",
+    "StatusSpans",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -77,6 +78,11 @@ def _fast_file() -> descriptor_pb2.FileDescriptorProto:
     p, msg = f".{_PACKAGE}.", _F.TYPE_MESSAGE
     scope_type = ".opentelemetry.proto.common.v1.InstrumentationScope"
     resource_type = ".opentelemetry.proto.resource.v1.Resource"
+    _message(file, "StatusCode", ("code", _number(status, "code"), _F.TYPE_INT32, _OPTIONAL, ""))
+    # Spans reduced to their status (other fields are skipped): the error check's confirmation.
+    _message(file, "StatusSpan",
+             ("status", _SPAN["status"].number, msg, _OPTIONAL, p + "StatusCode"))
+    _message(file, "StatusSpans", ("spans", 1, msg, _REPEATED, p + "StatusSpan"))
     _message(file, "StatusCols", ("code", _number(status, "code"), _F.TYPE_INT32, _REPEATED, ""))
     _message(file, "SpanCols",
              *((n, _SPAN[n].number, t, _REPEATED, "") for n, t in _SPAN_COLUMNS),
@@ -117,7 +123,7 @@ def _lenient_files(converted: set[str]) -> list[descriptor_pb2.FileDescriptorPro
     return out
 
 
-def _build() -> tuple[Any, Any, Any, Any, Any, frozenset[str]]:
+def _build() -> tuple[Any, Any, Any, Any, Any, Any, frozenset[str]]:
     fast = descriptor_pool.DescriptorPool()
     _add_official(fast, (common_pb2.DESCRIPTOR, resource_pb2.DESCRIPTOR))
     fast.Add(_fast_file())
@@ -133,10 +139,12 @@ def _build() -> tuple[Any, Any, Any, Any, Any, frozenset[str]]:
         cls(fast, f"{_PACKAGE}.RequestCols"),
         cls(fast, f"{_PACKAGE}.RequestRaw"),
         cls(fast, f"{_PACKAGE}.SpanCols"),
+        cls(fast, f"{_PACKAGE}.StatusSpans"),
         cls(lenient, "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"),
         cls(lenient, "opentelemetry.proto.trace.v1.Span"),
         frozenset(converted),
     )
 
 
-ColsRequest, RawRequest, SpanCols, LenientRequest, LenientSpan, LENIENT_STRING_FIELDS = _build()
+(ColsRequest, RawRequest, SpanCols, StatusSpans, LenientRequest, LenientSpan,
+ LENIENT_STRING_FIELDS) = _build()

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from bot.ingest._otlp_columns import SpanBytes, error_rows, name_groups, trusted_ids
+from bot.ingest._otlp_columns import (
+    Nameless,
+    SpanBytes,
+    error_rows,
+    name_groups,
+    trusted_ids,
+)
 from bot.ingest._otlp_common import UNKNOWN_SERVICE, OtlpDecodeError
 from bot.ingest._otlp_json import decode_traces_json, spans_from_otlp_json
 from bot.ingest._otlp_repair import repair_invalid_utf8
@@ -191,10 +197,12 @@ def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
     ids = trusted_ids(cols, spans)
     if ids is None:
         return None
-    trace_ids, span_ids = ids
     n = len(spans)
     scope_of = np.repeat(np.arange(len(scopes), dtype=np.int32), counts)
-    groups = name_groups(spans, scope_of)
+    try:
+        groups = name_groups(spans, scope_of, ids.prefixes)
+    except Nameless:
+        return None
     parents = len(cols.parent_span_id)
     if (groups is None or parents != groups[3]) and not set(
             map(len, cols.parent_span_id)) <= {8}:
@@ -207,7 +215,7 @@ def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
             return None
         key_names, key_codes = _key_codes(scopes, counts, names)
     error = error_rows(spans, list(cols.status.code).count(_ERROR))
-    return _Rows(key_names, key_codes, trace_ids, span_ids, cols.start_time_unix_nano,
+    return _Rows(key_names, key_codes, ids.trace_ids, ids.span_ids, cols.start_time_unix_nano,
                  cols.end_time_unix_nano, error, scopes, scope_of, spans, np.arange(n))
 
 
