@@ -136,16 +136,21 @@ class WindowScores:
         return int(self.key_idx.size)
 
 
-def _group_quantile(
-    order: GroupOrder, starts: IntArray, counts: IntArray, q: float
-) -> FloatArray:
-    """np.quantile(..., method='linear') of every group of `order` at once."""
-    pos = q * (counts - 1).astype(np.float64)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts - 1)
-    frac = pos - lo
-    a, b = order.at(starts + lo), order.at(starts + hi)
-    out: FloatArray = a + frac * (b - a)
+def _group_quantiles(
+    order: GroupOrder, starts: IntArray, counts: IntArray, qs: tuple[float, ...]
+) -> list[FloatArray]:
+    """np.quantile(..., method='linear') of every group of `order` at each q, reading all
+    the order statistics in one `GroupOrder.at` (one gather, one resolution of shared quanta)."""
+    m, last = counts.size, counts - 1
+    pos = [q * last.astype(np.float64) for q in qs]
+    lo = [np.floor(p).astype(np.int64) for p in pos]
+    hi = [np.minimum(low + 1, last) for low in lo]
+    values = order.at(np.concatenate([starts + i for i in (*lo, *hi)]))
+    out: list[FloatArray] = []
+    for j, (p, low) in enumerate(zip(pos, lo, strict=True)):
+        a = values[j * m : (j + 1) * m]
+        b = values[(len(qs) + j) * m : (len(qs) + j + 1) * m]
+        out.append(a + (p - low) * (b - a))
     return out
 
 
@@ -175,8 +180,9 @@ def score_windows(
         e = np.zeros(0, np.int64)
         f = np.zeros(0, np.float64)
         return WindowScores(e, e, e, f, f, f, f, f, f, e)
-    first = int(start.min()) // window_ns
-    n_windows = int(start.max()) // window_ns - first + 1
+    lo, hi = _min_max(start)
+    first = lo // window_ns
+    n_windows = hi // window_ns - first + 1
     packed = _packed_order(d, k, start, window_ns, first, n_windows, table)
     if packed is None:
         code, logd = _codes_and_logs(d, k, start, window_ns, first, n_windows, table)
@@ -185,7 +191,7 @@ def score_windows(
     else:
         codes, group, counts, order = packed
     starts = np.cumsum(counts) - counts
-    med, p90 = (_group_quantile(order, starts, counts, q) for q in (0.5, 0.9))
+    med, p90 = _group_quantiles(order, starts, counts, (0.5, 0.9))
     gk = codes // n_windows
     z_med, z_p90, score = _window_z(med, p90, counts, gk, table, config)
     return WindowScores(
@@ -200,6 +206,12 @@ def score_windows(
         score=score,
         group=group,
     )
+
+
+def _min_max(a: IntArray) -> tuple[int, int]:
+    """a.min() and a.max() in one read of `a` from memory (the second, per chunk, hits cache)."""
+    lows, highs = zip(*((int(a[p].min()), int(a[p].max())) for p in chunks(a.size)), strict=True)
+    return min(lows), max(highs)
 
 
 def _packed_order(
