@@ -407,3 +407,47 @@ def test_sdk_encoded_requests_take_the_column_path(monkeypatch: pytest.MonkeyPat
     assert len(batch) == 60
     assert batch.error.tolist() == [s.status.status_code is StatusCode.ERROR
                                     for s in memory.get_finished_spans()]
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field: tag, varint length, payload."""
+    length, n = bytearray(), len(payload)
+    while n > 0x7F:
+        length.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([tag]) + bytes(length + bytes([n])) + payload
+
+
+def test_resources_and_scopes_parse_as_a_full_parse_would() -> None:
+    """Resources and scopes are read from their bytes, once per distinct bytes: a field sent
+    twice merges (service.name from the first, host.name from the second), a request seen
+    before decodes the same, and a corrupt resource or scope is refused even with no spans."""
+    req = request(("api", [span("GET /")]))
+    rs = req.resource_spans[0]
+    rs.scope_spans[0].scope.name = "lib-a"
+    wire = bytes(req.SerializeToString())
+    extra = rs.resource.__class__(attributes=[kv("host.name", "h2")]).SerializeToString()
+    scope_extra = rs.scope_spans[0].scope.__class__(version="9").SerializeToString()
+    scope_spans = rs.scope_spans[0].SerializeToString() + _field(0x0A, scope_extra)
+    merged = rs.SerializeToString() + _field(0x0A, extra) + _field(0x12, scope_spans)
+    twice = wire + _field(0x0A, merged)
+    official = ExportTraceServiceRequest.FromString(twice).resource_spans[1]
+    assert [kv.value.string_value for kv in official.resource.attributes] == ["api", "h1", "h2"]
+    assert (official.scope_spans[1].scope.name, official.scope_spans[1].scope.version) == (
+        "lib-a", "9")
+    for _ in range(2):  # the second time from the cache
+        batch = decode_traces_pb(twice, RejectCounter())
+        assert batch.keys == ["api:GET /", "api:GET /", "api:GET /"]
+        got = [batch.materialize(i) for i in range(3)]
+        assert got[0].resource == {"service.name": "api", "host.name": "h1"}
+        assert got[1].resource == got[2].resource == {"service.name": "api", "host.name": "h2"}
+        scope_attrs = [{k: v for k, v in g.attributes.items() if k.startswith("otel.scope")}
+                       for g in got]
+        assert scope_attrs[:2] == [{"otel.scope.name": "lib-a", "otel.scope.version": "1.0"}] * 2
+        assert scope_attrs[2] == {"otel.scope.name": "lib-a", "otel.scope.version": "9"}
+    for field in (_field(0x0A, b"\x0a\x01\xff"), _field(0x12, b"\x0a\x01\xff")):
+        corrupt = wire + _field(0x0A, field)  # a resource, or a scope with no spans
+        with pytest.raises(DecodeError):
+            ExportTraceServiceRequest.FromString(corrupt)
+        with pytest.raises(OtlpDecodeError):
+            decode_traces_pb(corrupt, RejectCounter())

@@ -7,8 +7,9 @@ repeated occurrences of a singular message by appending their repeated fields.
 With ResourceSpans and ScopeSpans singular too, one parse yields a list of all
 trace ids, all names, all start times... of the request. Fields a span omits
 (proto3 defaults) leave gaps, so columns are only trusted when their length
-equals the span count, which `RawRequest` gives (it keeps resources and scopes,
-and each span as opaque bytes for building the full span later).
+equals the span count, which `RawRequest` gives (it keeps resources, scopes and
+each span as opaque bytes: resources and scopes are parsed once per distinct
+bytes, spans only when a full span is built).
 `LenientRequest` is the full official schema with every `string` turned into `bytes`:
 upb rejects a whole message on invalid UTF-8, and this parses it anyway.
 Field numbers are read from the official descriptors, so they cannot drift.
@@ -76,8 +77,6 @@ def _fast_file() -> descriptor_pb2.FileDescriptorProto:
                       trace_pb2.ScopeSpans.DESCRIPTOR)
     request = trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR
     p, msg = f".{_PACKAGE}.", _F.TYPE_MESSAGE
-    scope_type = ".opentelemetry.proto.common.v1.InstrumentationScope"
-    resource_type = ".opentelemetry.proto.resource.v1.Resource"
     _message(file, "StatusCode", ("code", _number(status, "code"), _F.TYPE_INT32, _OPTIONAL, ""))
     # Spans reduced to their status (other fields are skipped): the error check's confirmation.
     _message(file, "StatusSpan",
@@ -94,10 +93,11 @@ def _fast_file() -> descriptor_pb2.FileDescriptorProto:
     _message(file, "RequestCols",
              ("resource_spans", _number(request, "resource_spans"), msg, _OPTIONAL,
               p + "ResourceCols"))
-    _message(file, "ScopeRaw", ("scope", _number(ss, "scope"), msg, _OPTIONAL, scope_type),
+    # resource and scope as their bytes (every occurrence: joined, they parse as the merge)
+    _message(file, "ScopeRaw", ("scope", _number(ss, "scope"), _F.TYPE_BYTES, _REPEATED, ""),
              ("spans", _number(ss, "spans"), _F.TYPE_BYTES, _REPEATED, ""))
     _message(file, "ResourceRaw",
-             ("resource", _number(rs, "resource"), msg, _OPTIONAL, resource_type),
+             ("resource", _number(rs, "resource"), _F.TYPE_BYTES, _REPEATED, ""),
              ("scope_spans", _number(rs, "scope_spans"), msg, _REPEATED, p + "ScopeRaw"))
     _message(file, "RequestRaw", ("resource_spans", _number(request, "resource_spans"), msg,
                                   _REPEATED, p + "ResourceRaw"))

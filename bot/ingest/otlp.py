@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from bot.ingest._otlp_columns import (
     Nameless,
@@ -49,8 +51,7 @@ _INT64_MAX = 2**63 - 1
 
 def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
     """An `ExportTraceServiceRequest` as columns; raises OtlpDecodeError when unreadable."""
-    cols, raw = _parse(body, rejects)
-    scopes, counts, raws = _scopes(raw)
+    cols, (scopes, counts, raws) = _parse(body, rejects)
     if not raws:
         return SpanBatch.empty()
     spans = SpanBytes.of(raws)
@@ -61,14 +62,14 @@ def decode_traces_pb(body: bytes, rejects: RejectCounter) -> SpanBatch:
     return rows.batch(rejects)
 
 
-def _parse(body: bytes, rejects: RejectCounter) -> tuple[Any, Any]:
+def _parse(body: bytes, rejects: RejectCounter) -> tuple[Any, _Scopes]:
     try:
-        return ColsRequest.FromString(body), RawRequest.FromString(body)
+        return ColsRequest.FromString(body), _scopes(RawRequest.FromString(body))
     except DecodeError:
         repaired = repair_invalid_utf8(body, rejects)
     try:
         if repaired is not None:
-            return ColsRequest.FromString(repaired), RawRequest.FromString(repaired)
+            return ColsRequest.FromString(repaired), _scopes(RawRequest.FromString(repaired))
     except DecodeError:
         pass
     raise OtlpDecodeError(
@@ -78,22 +79,49 @@ def _parse(body: bytes, rejects: RejectCounter) -> tuple[Any, Any]:
     )
 
 
-def _scopes(raw: Any) -> tuple[list[ScopeInfo], list[int], list[bytes]]:
-    """Every non-empty ScopeSpans with its service, its span count, and all span bytes."""
+_Scopes = tuple[list[ScopeInfo], list[int], list[bytes]]
+_CACHE_ENTRIES = 1024  # distinct resources, and (resource, scope) pairs, kept parsed
+_services: dict[bytes, str] = {}
+_scope_infos: dict[tuple[bytes, bytes], ScopeInfo] = {}
+
+
+def _scopes(raw: Any) -> _Scopes:
+    """Every non-empty ScopeSpans with its service, its span count, and all span bytes.
+
+    Every resource and scope is parsed (raising DecodeError as a full parse would), but
+    only the first time its bytes are seen: exporters send the same ones in every request.
+    """
     scopes: list[ScopeInfo] = []
     counts: list[int] = []
     raws: list[bytes] = []
     for rs in raw.resource_spans:
-        resource = rs.resource
-        service, resource_pb = _service_name(resource), resource.SerializeToString()
+        resource_pb = b"".join(rs.resource)
+        service = _services.get(resource_pb) or _service_of(resource_pb)
         for ss in rs.scope_spans:
+            key = (resource_pb, b"".join(ss.scope))
+            scope = _scope_infos.get(key) or _scope_info(service, *key)
             spans = ss.spans
             if count := len(spans):
-                scope = ss.scope
-                scopes.append(ScopeInfo(service, resource_pb, scope.name, scope.version))
+                scopes.append(scope)
                 counts.append(count)
                 raws += spans
     return scopes, counts, raws
+
+
+def _service_of(resource_pb: bytes) -> str:
+    if len(_services) >= _CACHE_ENTRIES:
+        _services.clear()
+    service = _services[resource_pb] = _service_name(Resource.FromString(resource_pb))
+    return service
+
+
+def _scope_info(service: str, resource_pb: bytes, scope_pb: bytes) -> ScopeInfo:
+    if len(_scope_infos) >= _CACHE_ENTRIES:
+        _scope_infos.clear()
+    scope = InstrumentationScope.FromString(scope_pb)
+    info = _scope_infos[resource_pb, scope_pb] = ScopeInfo(service, resource_pb, scope.name,
+                                                           scope.version)
+    return info
 
 
 def _service_name(resource: Any) -> str:
