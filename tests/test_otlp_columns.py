@@ -93,3 +93,32 @@ def test_a_last_span_ending_after_its_head_is_decoded_span_by_span(parent: bytes
     assert batch.keys == ["unknown_service:dup", "unknown_service:op1"]
     assert batch.start_ns.tolist() == [T0 + 1, T0]
     assert batch.duration_ns.tolist() == [1, spans[1].end_time_unix_nano - T0]
+
+
+def test_error_rows_equal_the_official_parse_for_odd_status_encodings() -> None:
+    """Error candidates are confirmed in one parse with sentinels between them; spans whose
+    tail only looks like an error (an unknown field ending 18 02), codes written twice, an
+    explicit code 0 after a 2, and a status after the flags all read as the official parse."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+
+    rng = random.Random(5)
+    spans = [span(f"op{i % 4}", code=rng.choice((0, 0, 1, 2)), flags=rng.choice((0, 0x100)))
+             for i in range(60)]
+    raws = [s.SerializeToString() for s in spans]
+    fake_tail = b"\xa2\x06\x02\x18\x02"  # field 100, 2 bytes: 18 02
+    for i, extra in ((3, fake_tail), (11, fake_tail), (20, b"\x7a\x02\x18\x02"),
+                     (30, b"\x7a\x02\x18\x00"), (41, b"\x7a\x02\x18\x02\x85\x01\x00\x01\x00\x00")):
+        raws[i] += extra
+    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
+    rs = b"\x12" + _varint(len(scope)) + scope
+    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, RejectCounter())
+    assert batch.error.tolist() == [PbSpan.FromString(r).status.code == 2 for r in raws]
+
+
+@pytest.mark.parametrize("codes", [[2, 2, 0, 2], [0, 0], [2], [1, 2, 1]])
+def test_status_codes_of_candidates(codes: list[int]) -> None:
+    """The sentinel parse gives each span's own code, also for spans with no status."""
+    raws = [span("x", code=c).SerializeToString() for c in codes]
+    spans = _otlp_columns.SpanBytes.of(raws)
+    got = _otlp_columns._status_codes(spans, list(range(len(raws))))
+    assert got.tolist() == codes

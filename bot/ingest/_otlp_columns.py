@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.ingest._otlp_schema import SpanCols, StatusSpans
+from bot.ingest._otlp_schema import SpanCols, StatusOnly
 
 __all__ = ["Ids", "Nameless", "SpanBytes", "error_rows", "name_groups", "status_code",
            "trusted_ids"]
@@ -35,6 +35,8 @@ _MULTIPLIERS = np.random.default_rng(0x07E1).integers(1, 2**63, 16, np.uint64) |
 _ERROR_TAIL = 0x0218  # 18 02, Status.code = 2: the span's last field...
 _FLAGS_TAG = 0x0185  # ...unless Span.flags (field 16, fixed32: 85 01 + 4 bytes) follows it
 _ERROR = 2
+_SENTINEL = 127  # not a status code (the column checks refuse codes above 2)
+_SENTINEL_STATUS = bytes((0x7A, 0x02, 0x18, _SENTINEL))  # Span.status = {code: 127}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +71,6 @@ class SpanBytes:
         return np.ndarray(shape=(max(len(self.data) - width + 1, 0),), dtype=f"V{width}",
                           buffer=self.data, strides=(1,))
 
-    def words(self) -> np.ndarray:
-        """Little-endian uint64 starting at every byte offset (an unaligned, strided view)."""
-        return np.ndarray(shape=(max(len(self.data) - 7, 0),), dtype="<u8", buffer=self.data,
-                          strides=(1,))
 
 
 class Nameless(Exception):
@@ -227,10 +225,9 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
     error = np.zeros(n, np.bool_)
     if not expected:
         return error
-    words, ends = spans.words(), spans.ends
-    last = words[ends - 8]  # a span's last 8 bytes, little-endian
-    has_flags = ((last >> 16) & 0xFFFF) == _FLAGS_TAG  # 85 01 + 4 bytes of flags
-    tail = np.where(has_flags, words[ends - 14], last) >> 48  # the 2 bytes before flags
+    pairs = spans.records(8)[spans.ends - 8].view("<u2")  # last 8 bytes: 4 byte pairs
+    has_flags = pairs[1::4] == _FLAGS_TAG  # 85 01 + 4 bytes of flags
+    tail = np.where(has_flags, pairs[0::4], pairs[3::4])  # the 2 bytes before flags
     candidates = np.flatnonzero(tail == _ERROR_TAIL)
     error[candidates] = _status_codes(spans, candidates.tolist()) == _ERROR
     if int(np.count_nonzero(error)) != expected:
@@ -239,27 +236,20 @@ def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
 
 
 def _status_codes(spans: SpanBytes, rows: list[int]) -> np.ndarray:
-    """The status code of the given spans, in one parse: each span wrapped as an element of
-    `StatusSpans` (a tag and a length in front of its bytes; upb skips the other fields)."""
+    """The status code of the given spans, in one parse of them all, back to back with a
+    sentinel status between them: parsed as one `StatusOnly` (a merge), every status code
+    written lands in one list in wire order, and a span's code is the last one before the
+    next sentinel (none: 0). The caller has checked that no code is the sentinel's; if one
+    is after all, each span is parsed alone."""
     data, starts, ends = spans.data, spans.starts, spans.ends
-    parts = []
+    parts = [_SENTINEL_STATUS]
     for a, b in zip(starts[rows].tolist(), ends[rows].tolist(), strict=True):
-        parts += (_wrap_head(b - a), data[a:b])
-    wrapped = StatusSpans.FromString(b"".join(parts)).spans
-    return np.fromiter((s.status.code for s in wrapped), np.int64, len(rows))
-
-
-def _wrap_head(length: int) -> bytes:
-    """Field 1's tag and `length` as a varint: 3 bytes below 2 MiB (padded; parsers take
-    non-minimal varints), else as long as it takes."""
-    if length < 1 << 21:
-        return bytes((0x0A, 0x80 | length & 0x7F, 0x80 | (length >> 7) & 0x7F, length >> 14))
-    head = bytearray(b"\x0a")
-    while length > 0x7F:
-        head.append(length & 0x7F | 0x80)
-        length >>= 7
-    head.append(length)
-    return bytes(head)
+        parts += (data[a:b], _SENTINEL_STATUS)
+    codes = np.array(StatusOnly.FromString(b"".join(parts)).status.code, np.int64)
+    marks = np.flatnonzero(codes == _SENTINEL)
+    if marks.shape[0] != len(rows) + 1:
+        return np.array([status_code(spans.raw(i)) for i in rows], np.int64)
+    return np.where(np.diff(marks) > 1, codes[marks[1:] - 1], 0)
 
 
 def status_code(raw: bytes) -> int:

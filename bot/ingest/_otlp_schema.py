@@ -33,7 +33,7 @@ __all__ = [
     "LenientSpan",
     "RawRequest",
     "SpanCols",
-    "StatusSpans",
+    "StatusOnly",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -77,14 +77,12 @@ def _fast_file() -> descriptor_pb2.FileDescriptorProto:
                       trace_pb2.ScopeSpans.DESCRIPTOR)
     request = trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR
     p, msg = f".{_PACKAGE}.", _F.TYPE_MESSAGE
-    _message(file, "StatusCode", ("code", _number(status, "code"), _F.TYPE_INT32, _OPTIONAL, ""))
-    # Spans reduced to their status (other fields are skipped): the error check's confirmation.
-    _message(file, "StatusSpan",
-             ("status", _SPAN["status"].number, msg, _OPTIONAL, p + "StatusCode"))
-    _message(file, "StatusSpans", ("spans", 1, msg, _REPEATED, p + "StatusSpan"))
     _message(file, "StatusCols", ("code", _number(status, "code"), _F.TYPE_INT32, _REPEATED, ""))
     _message(file, "SpanCols",
              *((n, _SPAN[n].number, t, _REPEATED, "") for n, t in _SPAN_COLUMNS),
+             ("status", _SPAN["status"].number, msg, _OPTIONAL, p + "StatusCols"))
+    # Spans reduced to their status codes (other fields are skipped), for `error_rows`.
+    _message(file, "StatusOnly",
              ("status", _SPAN["status"].number, msg, _OPTIONAL, p + "StatusCols"))
     # Singular all the way down: every span of the request merges into one SpanCols.
     _message(file, "ScopeCols", ("spans", _number(ss, "spans"), msg, _OPTIONAL, p + "SpanCols"))
@@ -139,12 +137,12 @@ def _build() -> tuple[Any, Any, Any, Any, Any, Any, frozenset[str]]:
         cls(fast, f"{_PACKAGE}.RequestCols"),
         cls(fast, f"{_PACKAGE}.RequestRaw"),
         cls(fast, f"{_PACKAGE}.SpanCols"),
-        cls(fast, f"{_PACKAGE}.StatusSpans"),
+        cls(fast, f"{_PACKAGE}.StatusOnly"),
         cls(lenient, "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"),
         cls(lenient, "opentelemetry.proto.trace.v1.Span"),
         frozenset(converted),
     )
 
 
-(ColsRequest, RawRequest, SpanCols, StatusSpans, LenientRequest, LenientSpan,
+(ColsRequest, RawRequest, SpanCols, StatusOnly, LenientRequest, LenientSpan,
  LENIENT_STRING_FIELDS) = _build()
