@@ -122,3 +122,23 @@ def test_status_codes_of_candidates(codes: list[int]) -> None:
     spans = _otlp_columns.SpanBytes.of(raws)
     got = _otlp_columns._status_codes(spans, list(range(len(raws))))
     assert got.tolist() == codes
+
+
+def test_slot_collisions_fall_back_to_the_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a 2-slot table every request has names sharing a slot: the check catches it
+    and the sort groups them, so keys are still exact and the bytes path is still used."""
+    import numpy as np
+
+    monkeypatch.setattr(_otlp_columns, "_SLOT_SHIFT", np.uint64(63))
+    rng = random.Random(9)
+    names = _names(rng)
+    spans = [span(n, parent=rng.randbytes(8) if rng.random() < 0.5 else b"") for n in names]
+    sorted_calls: list[int] = []
+    real = _otlp_columns._by_sort
+    monkeypatch.setattr(_otlp_columns, "_by_sort",
+                        lambda h: sorted_calls.append(1) or real(h))  # type: ignore[func-returns-value]
+    batch = decode_traces_pb(body(("api", spans[:120]), ("db", spans[120:])), RejectCounter())
+    assert batch.keys == [f"{svc}:{s.name}" for svc, part in (("api", spans[:120]),
+                                                              ("db", spans[120:])) for s in part]
+    names_, _ = batch.key_codes()
+    assert len(names_) == len(set(batch.keys)) and sorted_calls == [1]

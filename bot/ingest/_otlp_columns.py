@@ -24,11 +24,12 @@ __all__ = ["Ids", "Nameless", "SpanBytes", "error_rows", "name_groups", "status_
 _HEAD = 28  # a span's first bytes: 0a 10 <16-byte trace id> 12 08 <8-byte span id>
 _PREFIX = _HEAD + 12  # then maybe 22 08 <8-byte parent id>, then 2a <name length>
 _PAD = bytes(_PREFIX)  # after the last span, so every span has _PREFIX bytes to read
-_SLOT_BITS = 12
+_SLOT_BITS = 14
+_DESCENDING = np.arange(1 << 16, dtype=np.intp)[::-1].copy()  # _by_table's row numbers
 _SLOT_SHIFT = np.uint64(64 - _SLOT_BITS)
 _TAG_AT = [0, 1, 18, 19]
 _TAG_BYTES = np.array([0x0A, 0x10, 0x12, 0x08], np.uint8)  # trace id: 1, 16 B; span id: 2, 8 B
-_PARENT_TAG, _NAME_TAG = 0x22, 0x2A  # fields 4 and 5, length-delimited
+_PARENT_PAIR, _NAME_TAG = 0x0822, 0x2A  # 22 08: field 4, 8 bytes; 2a: field 5
 _MAX_NAME_BYTES = 127  # one-byte length; longer names take the name column
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MULTIPLIERS = np.random.default_rng(0x07E1).integers(1, 2**63, 16, np.uint64) | np.uint64(1)
@@ -50,6 +51,7 @@ class SpanBytes:
     buf: np.ndarray  # uint8 view of data
     starts: np.ndarray  # int64 offset of each span in data
     ends: np.ndarray
+    lengths: np.ndarray
 
     @classmethod
     def of(cls, raws: list[bytes]) -> SpanBytes:
@@ -58,7 +60,7 @@ class SpanBytes:
         raws.append(_PAD)
         data = b"".join(raws)
         raws.pop()
-        return cls(data, np.frombuffer(data, np.uint8), ends - lengths, ends)
+        return cls(data, np.frombuffer(data, np.uint8), ends - lengths, ends, lengths)
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -96,7 +98,7 @@ def trusted_ids(cols: Any, spans: SpanBytes) -> Ids | None:
             == len(cols.start_time_unix_nano) == len(cols.end_time_unix_nano) == n):
         return None
     starts = spans.starts
-    if int((spans.ends - starts).min()) < _HEAD:
+    if int(spans.lengths.min()) < _HEAD:
         return None
     # past a span's end these bytes are the next span's or `SpanBytes` padding
     prefixes = spans.records(_PREFIX)[starts].view(np.uint8).reshape(n, _PREFIX)
@@ -126,84 +128,82 @@ def name_groups(spans: SpanBytes, scope_of: np.ndarray, prefixes: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray, list[bytes], int] | None:
     """Rows grouped by (scope, span name) straight from the bytes, for `trusted_ids` requests.
 
-    Returns (group of each row, first row of each group, each group's name bytes, how
-    many spans have an 8-byte parent id right after the head), or None when a span is
-    laid out otherwise (trace_state, an empty or long name, a name past the span's end),
-    and the caller reads the name column instead. Raises `Nameless` when a span ends
-    where its name would start: it has no name, and the name column cannot be trusted
-    (its count matches only if another span has two). After the head, encoders write the
-    parent id (if any), then the name; with one name per span (the column count), the
-    name found there is the span's. Every parent id found here is in the parent column,
-    so when the column is no longer than that count, every parent id is 8 bytes. Groups
-    come from a hash of the name bytes and are then checked byte for byte, so they are exact.
+    Returns (a representative row of each row's group, the representatives in row order,
+    their name bytes, how many spans have an 8-byte parent id right after the head), or
+    None when a span is laid out otherwise (trace_state, an empty or long name, a name
+    past the span's end), and the caller reads the name column instead. Raises `Nameless`
+    when a span ends where its name would start: it has no name, and the name column
+    cannot be trusted (its count matches only if another span has two). After the head,
+    encoders write the parent id (if any), then the name; with one name per span (the
+    column count), the name found there is the span's. Every parent id found here is in
+    the parent column, so when the column is no longer than that count, every parent id
+    is 8 bytes. Groups come from a hash of the name bytes and are then checked byte for
+    byte, so they are exact. Few, whole-column numpy calls: each costs microseconds.
     """
     n = len(spans)
-    has_parent = prefixes[:, _HEAD] == _PARENT_TAG
-    if not ((prefixes[:, _HEAD + 1] == 8) | ~has_parent).all():
-        return None
-    first_byte = spans.starts + (_HEAD + 2) + 10 * has_parent
-    if not (first_byte - 2 < spans.ends).all():
+    pairs = prefixes.view("<u2")  # byte pairs: (tag, length) at _HEAD and _HEAD + 10
+    has_parent = pairs[:, _HEAD // 2] == _PARENT_PAIR  # else no parent, or not 8 bytes: None
+    offset = np.where(has_parent, _HEAD + 12, _HEAD + 2)  # of the name's first byte
+    tag_length = np.where(has_parent, pairs[:, _HEAD // 2 + 5], pairs[:, _HEAD // 2])
+    length = tag_length >> 8
+    if not (offset - 2 < spans.lengths).all():
         raise Nameless  # a span ends right after its head or parent id
-    tag = np.where(has_parent, prefixes[:, _HEAD + 10], prefixes[:, _HEAD])
-    length = np.where(has_parent, prefixes[:, _HEAD + 11], prefixes[:, _HEAD + 1])
-    if not (tag == _NAME_TAG).all():
+    # the name tag; 1 to 127 bytes (one-byte length: 0 wraps around); within the span
+    if not (((tag_length & 0xFF) == _NAME_TAG) & (length - 1 < _MAX_NAME_BYTES)
+            & (offset + length <= spans.lengths)).all():
         return None
-    longest = int(length.max())
-    if longest > _MAX_NAME_BYTES or int(length.min()) == 0:
-        return None
-    if not (first_byte + length <= spans.ends).all():
-        return None  # the bytes read as a name run past the span
-    n_words = -(-longest // 8)
+    n_words = -(-int(length.max()) // 8)
     width = 8 * n_words
+    first_byte = spans.starts + offset
     data = spans.data
     if int(first_byte.max()) + width > len(data):  # a short last span: read past its end
         data += bytes(width)
     records = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data,
                          strides=(1,))
-    names = records[first_byte].view("<u8").reshape(n, n_words)  # 1-d gather: fast path
+    rows = records[first_byte]  # 1-d gathers of whole records: numpy's fast path
+    names = rows.view("<u8").reshape(n, n_words)
     names &= _name_masks(n_words)[length].view("<u8").reshape(n, n_words)  # zero past names
-    h = names @ _MULTIPLIERS[:n_words] + scope_of.astype(np.uint64) * _MIX + length
-    group, firsts = _by_table(h) or _by_sort(h)
-    rep = firsts[group]
-    rows = names.view(f"V{width}").ravel()  # row comparisons as 1-d gathers and compares
-    if not (np.equal(rows[rep].view("<u8"), names.ravel()).all()
-            and (length[rep] == length).all()
-            and (scope_of[rep] == scope_of).all()):
+    key = scope_of.astype(np.uint64) << np.uint64(8) | length  # scope and length, exact
+    h = names @ _MULTIPLIERS[:n_words] + key * _MIX
+    for grouping in (_by_table, _by_sort):
+        rep, firsts = grouping(h)
+        if (np.equal(rows[rep].view("<u8"), names.ravel()).all()
+                and (key[rep] == key).all()):
+            break
+    else:
         return None  # a hash collision: never wrong, only slower
     starts, lengths = first_byte[firsts].tolist(), length[firsts].tolist()
     names_bytes = [data[a : a + k] for a, k in zip(starts, lengths, strict=True)]
-    return group, firsts, names_bytes, int(np.count_nonzero(has_parent))
+    return rep, firsts, names_bytes, int(np.count_nonzero(has_parent))
 
 
-def _by_table(h: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(group of each row, first row of each group) of equal hashes, numbered in row order,
-    through a table on the hash's top bits; None when two hashes share a slot."""
+def _by_table(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a row of each row's group, those rows in order) for groups of equal hashes, through
+    a table on the hash's top bits. Hashes sharing a slot share a group: the caller checks."""
     n = h.shape[0]
-    slot = (h >> _SLOT_SHIFT).astype(np.intp)
+    slot = h >> _SLOT_SHIFT
     table = np.empty(1 << _SLOT_BITS, np.intp)
-    table[slot[::-1]] = np.arange(n - 1, -1, -1)  # any row of the group works; usually the first
+    rows = _DESCENDING[-n:] if n <= _DESCENDING.shape[0] else np.arange(n - 1, -1, -1)
+    table[slot[::-1]] = rows  # any row of the group works; usually the first
     rep = table[slot]
-    if not (h[rep] == h).all():
-        return None
     is_rep = np.zeros(n, np.bool_)
     is_rep[rep] = True
-    firsts = np.flatnonzero(is_rep)
-    number = np.empty(n, np.intp)
-    number[firsts] = np.arange(firsts.shape[0])
-    return number[rep], firsts
+    return rep, np.flatnonzero(is_rep)
 
 
 def _by_sort(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`_by_table` for any hashes, through a stable sort (groups numbered in hash order)."""
+    """`_by_table` through a stable sort: exact groups of equal hashes, first rows."""
     n = h.shape[0]
     order = np.argsort(h, kind="stable")
     ordered = h[order]
     new = np.empty(n, np.bool_)
     new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    firsts = order[new]  # each group's first row: the sort is stable
     group = np.empty(n, np.intp)
     group[order] = np.cumsum(new) - 1
-    return group, order[new]  # each group's first row: the sort is stable
+    rep = firsts[group]
+    return rep, np.sort(firsts)
 
 
 @cache

@@ -209,14 +209,15 @@ def _key_codes(scopes: list[ScopeInfo], counts: list[int],
     return list(index), code_of_first[np.array(firsts, np.int64)]
 
 
-def _group_keys(scopes: list[ScopeInfo], scope_of: np.ndarray, group: np.ndarray,
+def _group_keys(scopes: list[ScopeInfo], scope_of: np.ndarray, rep: np.ndarray,
                 firsts: np.ndarray, names: list[bytes]) -> tuple[list[str], np.ndarray]:
-    """Keys of (scope, name) groups: one string per group, not per row."""
+    """Keys of (scope, name) groups (see `name_groups`): one string per group, not per row."""
     index: dict[str, int] = {}
-    code_of_group = [
+    code_of_first = np.empty(rep.shape[0], np.int64)
+    code_of_first[firsts] = [
         index.setdefault(f"{scopes[s].service}:{name.decode()[:MAX_NAME_CHARS]}", len(index))
         for s, name in zip(scope_of[firsts].tolist(), names, strict=True)]
-    return list(index), np.array(code_of_group, np.int64)[group]
+    return list(index), code_of_first[rep]
 
 
 def _columns(cols: Any, scopes: list[ScopeInfo], counts: list[int],
