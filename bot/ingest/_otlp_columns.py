@@ -48,7 +48,6 @@ class SpanBytes:
     """
 
     data: bytes
-    buf: np.ndarray  # uint8 view of data
     starts: np.ndarray  # int64 offset of each span in data
     ends: np.ndarray
     lengths: np.ndarray
@@ -60,7 +59,7 @@ class SpanBytes:
         raws.append(_PAD)
         data = b"".join(raws)
         raws.pop()
-        return cls(data, np.frombuffer(data, np.uint8), ends - lengths, ends, lengths)
+        return cls(data, ends - lengths, ends, lengths)
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -215,7 +214,8 @@ def _name_masks(n_words: int) -> np.ndarray:
 
 
 def error_rows(spans: SpanBytes, expected: int) -> np.ndarray:
-    """Which spans have status ERROR, knowing how many do (from the merged status column).
+    """Which spans have status ERROR, knowing how many do (from the merged status column),
+    for `trusted_ids` requests (every span at least `_HEAD` bytes, every code at most 2).
 
     An error status is the span's last bytes but for `flags`; the candidates are
     confirmed by parsing them (all in one message), and if the confirmed count is not
