@@ -20,6 +20,7 @@ __all__ = [
     "Direction",
     "GroupingConfig",
     "LevelShiftConfig",
+    "LatencyModel",
     "LifecycleConfig",
     "ScoringConfig",
     "SeverityConfig",
@@ -30,6 +31,7 @@ HOUR_S = 3600.0
 DAY_S = 86400.0
 
 Direction = Literal["up", "down", "both"]
+LatencyModel = Literal["log", "raw"]
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,11 @@ class BaselineConfig:
     # After a level-shift re-anchor the global bucket needs only this much post-shift history
     # (the confirmation period already supplies it), so the key keeps scoring at its new level.
     reanchor_min_span_s: float = 3 * HOUR_S
+    # What a span key's baseline models: "log" (mean and std of ln ms, the detector) or "raw"
+    # (mean and std of the raw ms: the naive model, heavy tails inflate its std). "raw" exists
+    # only so `opsbot eval sim` can measure the log model against it; it needs partials with
+    # raw sums (detectors.raw_latency), which the store does not keep.
+    latency_model: LatencyModel = "log"
 
     def gate(self, bucket_type: str) -> WarmupGate:
         """The warm-up gate of a bucket type ("hour_of_week", "hour_of_day" or "global")."""
@@ -90,6 +97,11 @@ class BaselineConfig:
                 f"baseline_{name}_min_span_s", getattr(self, f"{name}_min_span_s"), 0, 3650 * DAY_S
             )
         _check("baseline_reanchor_min_span_s", self.reanchor_min_span_s, 0, 3650 * DAY_S)
+        if self.latency_model not in ("log", "raw"):
+            raise ConfigError(
+                f"baseline_latency_model = {self.latency_model!r}; use 'log' (the default) or "
+                "'raw' (mean/std of raw ms, for comparison only)"
+            )
 
 
 @dataclass(frozen=True, slots=True)

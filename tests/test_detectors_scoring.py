@@ -143,3 +143,74 @@ def test_top_per_window_matches_brute_force() -> None:
         ranked = members[np.argsort(-np.nan_to_num(z[members], nan=-np.inf), kind="stable")]
         assert set(got[group[got] == g]) == set(ranked[:3])
     assert len(top_per_window(group, z, 0)) == 0
+
+
+# -- the raw mean/std latency model (comparison only: BaselineConfig.latency_model = "raw") --
+
+
+def test_raw_latency_model_scores_windows_against_raw_mean_and_std() -> None:
+    from bot.detection.rolling import RollingBaselines
+    from detectors.raw_latency import RawLatencyAggregate
+
+    history = np.array([0.3, 0.4, 0.5, 0.45, 12.0, 0.35, 0.6, 40.0, 0.42, 0.5])
+    agg = RawLatencyAggregate()
+    agg.add(history[:6])
+    agg.merge(RawLatencyAggregate().copy()).add(history[6:])
+    b = baseline_from_aggregate(agg, BucketType.GLOBAL, NOW, NOW - 2 * DAY_NS,
+                                BaselineConfig(global_min_samples=1))
+    assert b.transform is Transform.IDENTITY and b.warm
+    assert b.center == pytest.approx(np.mean(history), rel=1e-12)
+    assert b.raw_std == pytest.approx(np.std(history), rel=1e-12)
+    assert b.scale == pytest.approx(np.std(history), rel=1e-12)  # far above the 5 % floor
+    # the rolling baselines in raw mode build the same raw moments from spans
+    rolling = RollingBaselines(BaselineConfig(global_min_samples=1, global_min_span_s=0,
+                                              latency_model="raw"))
+    hour_ns = 3_600 * S
+    t = NOW - NOW % hour_ns
+    rolling.add_spans(np.zeros(10, np.int64), np.full(10, t - hour_ns, np.int64), history,
+                      np.zeros(10, np.bool_))
+    rb = rolling.baseline(0, t)
+    assert (rb.center, rb.raw_std) == pytest.approx((np.mean(history), np.std(history)))
+    window = np.array([0.9, 1.1, 1.0, 1.2, 0.8, 1.05])
+    cfg = ScoringConfig()
+    w = score_windows(window, np.zeros(6, np.int64), np.full(6, t, np.int64),
+                      BaselineTable.from_baselines([rb]), cfg)
+    se = np.std(history) * quantile_se_factor(0.5) / math.sqrt(6)
+    assert w.z_median[0] == pytest.approx((np.median(window) - np.mean(history)) / se)
+    assert w.median[0] == pytest.approx(np.median(window))  # identity: ms in, ms out
+    # a window at twice the typical 0.45 ms sits below the tail-inflated raw mean (z < 0),
+    # while the log model of the same history reads it as a rise
+    assert w.z_median[0] < 0
+    log_b = baseline_from_aggregate(_log_agg(history), BucketType.GLOBAL, NOW, NOW - 2 * DAY_NS,
+                                    BaselineConfig(global_min_samples=1))
+    lw = score_windows(window, np.zeros(6, np.int64), np.full(6, t, np.int64),
+                       BaselineTable.from_baselines([log_b]), cfg)
+    assert lw.z_median[0] > 0
+
+
+def _log_agg(values: np.ndarray) -> LatencyAggregate:
+    agg = LatencyAggregate()
+    agg.add(values)
+    return agg
+
+
+def test_raw_and_log_partials_do_not_mix() -> None:
+    from detectors.raw_latency import RawLatencyAggregate
+
+    log_agg = LatencyAggregate()
+    log_agg.add(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="raw-ms sums"):
+        RawLatencyAggregate().merge(log_agg)
+    raw = RawLatencyAggregate()
+    raw.add(np.array([1.0, 2.0, 9.0]))
+    part = RawLatencyAggregate()
+    part.add(np.array([9.0]))
+    raw.subtract(part)
+    assert (raw.mean_t, raw.std_t) == pytest.approx((1.5, 0.5))
+
+
+def test_unknown_latency_model_is_refused() -> None:
+    from detectors.config import ConfigError
+
+    with pytest.raises(ConfigError, match="latency_model"):
+        BaselineConfig(latency_model="median")  # type: ignore[arg-type]

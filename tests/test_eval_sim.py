@@ -25,3 +25,17 @@ async def test_a_short_seed_is_scored_against_ground_truth(tmp_path: Path) -> No
 def test_too_short_a_run_is_refused_with_a_reason() -> None:
     assert cli(settings=load_settings(), seeds=1, weeks=0.1, as_json=True) == 2
     assert cli(settings=load_settings(), seeds=0, weeks=2, as_json=True) == 2
+
+
+def test_an_unknown_baseline_model_is_refused() -> None:
+    assert cli(settings=load_settings(), seeds=1, weeks=1, as_json=True,
+               baseline_model="median") == 2
+
+
+async def test_the_raw_model_runs_the_same_engine_on_raw_moments(tmp_path: Path) -> None:
+    from detectors.config import BaselineConfig, DetectorConfig
+
+    config = DetectorConfig(baseline=BaselineConfig(latency_model="raw"))
+    res = await run_seed(4, (WARMUP_DAYS + 1) / 7, tmp_path / "raw.db", count=3, config=config)
+    s = summarize([res])
+    assert s["injected"] == 3 and res.windows_scored > 0 and res.clean_key_days > 0

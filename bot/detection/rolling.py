@@ -19,6 +19,7 @@ from detectors.aggregate import LatencyAggregate
 from detectors.baseline import Baseline, baseline_from_aggregate
 from detectors.buckets import FALLBACK_ORDER, HOUR_NS, BucketType, bucket_id_of_partial
 from detectors.config import BaselineConfig
+from detectors.raw_latency import RawLatencyAggregate
 
 __all__ = ["KeyPartials", "RollingBaselines"]
 
@@ -45,7 +46,7 @@ class KeyPartials:
             slot = (bucket_type, bucket_id_of_partial(bucket_type, day, hour))
             total = self.totals.get(slot)
             if total is None:
-                total = self.totals[slot] = LatencyAggregate()
+                total = self.totals[slot] = type(agg)()  # empty, of the same kind (raw or log)
             if sign > 0:
                 total.merge(agg)
             else:
@@ -58,6 +59,8 @@ class RollingBaselines:
 
     def __init__(self, config: BaselineConfig) -> None:
         self.config = config
+        # "raw" (comparison only): partials also sum raw ms and baselines report raw moments
+        self.aggregate = RawLatencyAggregate if config.latency_model == "raw" else LatencyAggregate
         self.window_h = config.window_days * 24
         self.keys: list[KeyPartials] = []
         self.clock_h: int | None = None  # totals cover [clock_h - window_h, clock_h)
@@ -99,7 +102,7 @@ class RollingBaselines:
         sc = code[order]
         cuts = np.flatnonzero(sc[1:] != sc[:-1]) + 1
         for g in np.split(order, cuts):
-            agg = LatencyAggregate()
+            agg = self.aggregate()
             agg.add(duration_ms[g], errors=int(np.count_nonzero(errors[g])))
             self.add(int(key_idx[g[0]]), int(hours[g[0]]), agg, int(start_ns[g].min()))
 
@@ -154,7 +157,7 @@ class RollingBaselines:
         for bucket_type in FALLBACK_ORDER:
             agg = kp.totals.get((bucket_type, bucket_id_of_partial(bucket_type, day, hour)))
             result = baseline_from_aggregate(
-                agg if agg is not None else LatencyAggregate(), bucket_type, h * HOUR_NS,
+                agg if agg is not None else self.aggregate(), bucket_type, h * HOUR_NS,
                 kp.first_seen_ns, self.config, kp.anchor_ns,
             )
             if result.warm:
