@@ -258,11 +258,15 @@ def eval_sim(
     seeds: Annotated[int, typer.Option(help="simulator seeds")] = 3,
     weeks: Annotated[float, typer.Option(help="simulated weeks per seed")] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    baseline_model: Annotated[str, typer.Option(
+        "--baseline-model",
+        help="span baseline: log (default), raw (mean/std of raw ms) or both side by side",
+    )] = "log",
 ) -> None:
     """Detection quality on simulated weeks with injected incidents of every scenario."""
     settings = _settings(config)
     _delegate("bench.sim", "cli", "issue 3: detection engine", settings=settings, seeds=seeds,
-              weeks=weeks, as_json=as_json)
+              weeks=weeks, as_json=as_json, baseline_model=baseline_model)
 
 
 @eval_app.command("nezha")
