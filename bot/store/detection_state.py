@@ -8,17 +8,15 @@ so a crash either keeps both or neither, and a restart replays the step exactly.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
 from bot.detection.score_hist import hist_from_blob, hist_to_blob
+from bot.store._connected import Connected
 
 __all__ = ["DetectionStateMixin", "EngineState", "ScoreHistRow"]
 
@@ -42,19 +40,8 @@ class EngineState:
     updated_ns: int
 
 
-class DetectionStateMixin:
+class DetectionStateMixin(Connected):
     """Detection SQL over the store's connection; every write is one transaction."""
-
-    @property
-    def db(self) -> aiosqlite.Connection:  # the store's connection
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError  # provided by the store
-
-    async def _det_rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
 
     async def save_detection_step(
         self, rows: Sequence[ScoreHistRow], name: str, state: dict[str, Any],
@@ -88,7 +75,7 @@ class DetectionStateMixin:
             )
 
     async def load_detection_state(self, name: str) -> EngineState | None:
-        rows = await self._det_rows(
+        rows = await self._all(
             "SELECT data, pending, updated_ns FROM detector_state WHERE name = ?", (name,)
         )
         if not rows:
@@ -108,7 +95,7 @@ class DetectionStateMixin:
                 return []
             sql += f" AND series_id IN ({','.join('?' * len(series_ids))})"
             params += list(series_ids)
-        rows = await self._det_rows(sql + " ORDER BY series_id, day, hour", params)
+        rows = await self._all(sql + " ORDER BY series_id, day, hour", params)
         return [ScoreHistRow(r[0], r[1], r[2], r[3], hist_from_blob(r[4]), hist_from_blob(r[5]))
                 for r in rows]
 
@@ -132,7 +119,7 @@ class DetectionStateMixin:
 
     async def load_thresholds(self) -> dict[int, tuple[dict[str, Any], int]]:
         """series id -> (thresholds JSON, computed at) of the global bucket."""
-        rows = await self._det_rows(
+        rows = await self._all(
             "SELECT series_id, data, computed_at FROM thresholds WHERE bucket_type = 'global'"
             " AND bucket = 0"
         )
@@ -140,5 +127,5 @@ class DetectionStateMixin:
 
     async def newest_span_ns(self) -> int | None:
         """The newest span time the store has seen: 'now' for historical data."""
-        rows = await self._det_rows("SELECT max(last_seen_ns) FROM series WHERE kind = 'span'")
+        rows = await self._all("SELECT max(last_seen_ns) FROM series WHERE kind = 'span'")
         return int(rows[0][0]) if rows and rows[0][0] is not None else None

@@ -8,15 +8,13 @@ in memory, so a step that is replayed after a crash rewrites the same rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import numpy as np
 
+from bot.store._connected import Connected
 from detectors.metric_aggregate import MetricAggregate
 from detectors.transforms import Transform
 
@@ -58,19 +56,8 @@ class MetricStateRow:
     shift: dict[str, Any] | None
 
 
-class MetricRecordsMixin:
+class MetricRecordsMixin(Connected):
     """Metric baseline SQL over the store's connection; every write is one transaction."""
-
-    @property
-    def db(self) -> aiosqlite.Connection:  # the store's connection
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError  # provided by the store
-
-    async def _metric_rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
 
     async def touch_metric_series(self, seen: Mapping[str, MetricSeriesSeen]) -> dict[str, int]:
         """Insert or widen `series` rows (kind 'metric'); returns name -> id."""
@@ -91,7 +78,7 @@ class MetricRecordsMixin:
         for i in range(0, len(names), 500):
             chunk = names[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = await self._metric_rows(
+            rows = await self._all(
                 f"SELECT name, id FROM series WHERE name IN ({marks})", chunk)
             ids.update({str(r[0]): int(r[1]) for r in rows})
         return ids
@@ -138,12 +125,12 @@ class MetricRecordsMixin:
                 return []
             sql += f" AND series_id IN ({','.join('?' * len(series_ids))})"
             params += list(series_ids)
-        rows = await self._metric_rows(sql + " ORDER BY series_id, day, hour", params)
+        rows = await self._all(sql + " ORDER BY series_id, day, hour", params)
         return [MetricAggregateRow(int(r[0]), int(r[1]), int(r[2]), _aggregate(r[3:]))
                 for r in rows]
 
     async def load_metric_states(self) -> list[MetricStateRow]:
-        rows = await self._metric_rows(
+        rows = await self._all(
             "SELECT series_id, transform, first_seen_ns, anchor_ns, last_sample_ns, clock_hour,"
             " pending, tracker, shift FROM metric_state ORDER BY series_id")
         return [
@@ -157,7 +144,7 @@ class MetricRecordsMixin:
 
     async def metric_cursors(self, prefix: str) -> dict[str, int]:
         """Integer `meta` values whose key starts with `prefix`, keyed by the rest of the key."""
-        rows = await self._metric_rows(
+        rows = await self._all(
             "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
         return {str(r[0])[len(prefix):]: int(r[1]) for r in rows}
 

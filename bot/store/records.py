@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import aiosqlite
+from bot.store._connected import Connected
 
 __all__ = [
     "AnomalyRecord",
@@ -139,19 +138,8 @@ def _incident_from_row(r: sqlite3.Row | Sequence[Any]) -> IncidentRecord:
                           peak_severity=peak_sev, details=json.loads(details), id=rid)
 
 
-class RecordsMixin:
+class RecordsMixin(Connected):
     """Record SQL over the store's connection; every write is one transaction."""
-
-    @property
-    def db(self) -> aiosqlite.Connection:  # the store's connection
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError  # provided by the store
-
-    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
 
     # -- anomalies --
 
@@ -176,7 +164,7 @@ class RecordsMixin:
     async def get_anomaly(self, anomaly_id: int | str) -> AnomalyRecord | None:
         """By numeric id or by uid."""
         col = "id" if isinstance(anomaly_id, int) else "uid"
-        rows = await self._rows(
+        rows = await self._all(
             f"SELECT id, {_ANOMALY_COLS} FROM anomalies WHERE {col} = ?", (anomaly_id,)
         )
         return _anomaly_from_row(rows[0]) if rows else None
@@ -212,7 +200,7 @@ class RecordsMixin:
         sql += " ORDER BY started_ns DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_anomaly_from_row(r) for r in await self._rows(sql, params)]
+        return [_anomaly_from_row(r) for r in await self._all(sql, params)]
 
     # -- incidents --
 
@@ -237,7 +225,7 @@ class RecordsMixin:
 
     async def get_incident(self, incident_id: int | str) -> IncidentRecord | None:
         col = "id" if isinstance(incident_id, int) else "uid"
-        rows = await self._rows(
+        rows = await self._all(
             f"SELECT id, {_INCIDENT_COLS} FROM incidents WHERE {col} = ?", (incident_id,)
         )
         return _incident_from_row(rows[0]) if rows else None
@@ -256,7 +244,7 @@ class RecordsMixin:
         sql = f"SELECT id, {_INCIDENT_COLS} FROM incidents"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_incident_from_row(r) for r in await self._rows(sql + " ORDER BY started_ns DESC",
+        return [_incident_from_row(r) for r in await self._all(sql + " ORDER BY started_ns DESC",
                                                               params)]
 
     # -- feedback --
@@ -309,7 +297,7 @@ class RecordsMixin:
                    f" ({','.join('?' * len(chunk))})")
             if not include_withdrawn:
                 sql += " AND withdrawn_ns IS NULL"
-            for r in await self._rows(sql + " ORDER BY created_ns", chunk):
+            for r in await self._all(sql + " ORDER BY created_ns", chunk):
                 out[r[1]].append(FeedbackRecord(*r))
         return out
 
@@ -325,7 +313,7 @@ class RecordsMixin:
         if since_ns is not None:
             sql += " AND a.started_ns >= ?"
             params.append(since_ns)
-        return [_anomaly_from_row(r) for r in await self._rows(sql + " ORDER BY a.started_ns",
+        return [_anomaly_from_row(r) for r in await self._all(sql + " ORDER BY a.started_ns",
                                                               params)]
 
     # -- mutes --
@@ -347,7 +335,7 @@ class RecordsMixin:
             return cur.rowcount
 
     async def active_mutes(self, now_ns: int) -> list[MuteRecord]:
-        rows = await self._rows(
+        rows = await self._all(
             f"SELECT {_MUTE_COLS} FROM mutes WHERE lifted_ns IS NULL AND until_ns > ?"
             " ORDER BY until_ns", (now_ns,))
         return [MuteRecord(*r) for r in rows]

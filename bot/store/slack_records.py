@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from bot.store._connected import Connected
 
 __all__ = ["AckRecord", "ChartJob", "SlackMessageRef", "SlackRecordsMixin"]
 
@@ -68,15 +67,8 @@ def _ref(row: sqlite3.Row | Sequence[object]) -> SlackMessageRef:
                            str(kind), int(str(created)))
 
 
-class SlackRecordsMixin:
+class SlackRecordsMixin(Connected):
     """SQL over `slack_messages` and the ack entries in `meta`."""
-
-    @property
-    def db(self) -> aiosqlite.Connection:  # the store's connection
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError  # provided by the store
 
     async def slack_message_at(self, channel: str, ts: str) -> SlackMessageRef | None:
         """The message at (channel, ts), e.g. the item of a reaction or a thread's parent."""

@@ -121,10 +121,6 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
             row = await cur.fetchone()
         return tuple(row) if row is not None else ()
 
-    async def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
-
     # -- series --
 
     async def touch_series(
