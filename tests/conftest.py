@@ -1,11 +1,14 @@
-"""Shared fixtures: where the real public data lives, and fresh store files."""
+"""Shared fixtures: where the real public data lives, and the Slack Web API stand-in."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.slack_standin import SlackStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("OPSBOT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -22,3 +25,17 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared_path()
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[SlackStandIn]:
+    """One Slack stand-in server per test module (starting one per test is slow)."""
+    with SlackStandIn() as started:
+        yield started
+
+
+@pytest.fixture
+def standin(running: SlackStandIn) -> SlackStandIn:
+    """The module's stand-in with its recorded calls and scripts cleared."""
+    running.reset()
+    return running

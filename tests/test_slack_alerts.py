@@ -4,7 +4,7 @@ members in its thread; storm digest past the rate cap; muted keys silent; chart 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,18 +23,6 @@ from tests.slack_app_support import (
 from tests.slack_standin import SlackStandIn, server_error
 
 HOUR_NS = 3600 * 10**9
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 @pytest.fixture

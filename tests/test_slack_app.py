@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +25,6 @@ from tests.slack_app_support import (
     slack_payload,
 )
 from tests.slack_standin import SlackStandIn
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 @pytest.fixture

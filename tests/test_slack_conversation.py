@@ -3,27 +3,12 @@ thread's alert as context, history from received events, and 'not available' wit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bot.slack.agent_port import AGENT_UNAVAILABLE
 from bot.slack.conversation import PLACEHOLDER
 from tests.slack_app_support import USER, FakeAgent, anomaly_record, running_bot, slack_payload
 from tests.slack_standin import SlackStandIn
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 def _message(text: str, ts: str, thread_ts: str | None = None,

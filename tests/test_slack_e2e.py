@@ -5,7 +5,6 @@ answer in the thread; and a restart during a Slack outage loses and duplicates n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,18 +30,6 @@ from tests.slack_standin import SlackStandIn
 
 SLOW = make_incident("slow_downstream_dependency", T0 + 6 * HOUR_NS)
 END = T0 + 6 * HOUR_NS + 40 * MINUTE_NS
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 async def _detect(h: SlackHarness) -> DetectionEngine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,18 +26,6 @@ from tests.slack_outbox_support import (
     web_client,
 )
 from tests.slack_standin import SlackStandIn, rate_limited, server_error
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 @pytest.fixture

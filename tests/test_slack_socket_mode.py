@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,18 +23,6 @@ from tests.slack_app_support import (
     slack_payload,
 )
 from tests.slack_standin import SlackStandIn
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as started:
-        yield started
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:

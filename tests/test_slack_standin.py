@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -11,18 +10,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.slack_standin import SlackStandIn, rate_limited, server_error, slack_error
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
-def standin(running: SlackStandIn) -> SlackStandIn:
-    running.reset()
-    return running
 
 
 def _client(standin: SlackStandIn, token: str | None = None) -> AsyncWebClient:
