@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.detection.engine import DetectionEngine, config_from_settings
+from bot.detection.engine import DetectionEngine
 from bot.detection.events import EngineEvent
-from bot.detection.tap import run_ticker, tap
-from bot.ingest.pipeline import IngestPipeline, pipeline_for
+from bot.detection.tap import detecting_pipeline, run_ticker
+from bot.ingest.pipeline import IngestPipeline
 from bot.ingest.receiver import otlp_routes
 from bot.settings import Settings
 from bot.slack.channel import AlertChannel, open_alert_channel
@@ -34,8 +34,6 @@ from bot.store import SqliteStore
 __all__ = ["Service", "create_app", "describe_event", "log_event", "run_service", "serve"]
 
 log = logging.getLogger(__name__)
-
-DETECT_INTERVAL_S = 5.0  # how often the live engine scores windows closed by the wall clock
 
 
 @dataclass
@@ -60,12 +58,7 @@ class Service:
         the engine's state and close (nothing pending is lost)."""
         rejects = RejectCounter()
         async with SqliteStore(settings.db_path) as store:
-            pipeline = pipeline_for(settings, store, rejects)
-            engine = DetectionEngine(store, config_from_settings(settings),
-                                     recalc_hour_utc=settings.recalc_hour_utc,
-                                     lateness_s=settings.detection_lateness_s)
-            await engine.start()
-            tap(pipeline, engine)
+            pipeline, engine = await detecting_pipeline(settings, store, rejects)
             service = cls(settings, store, pipeline, rejects, engine)
             service.alerts = await open_alert_channel(service)
             flusher = asyncio.create_task(service.pipeline.run_flusher(settings.flush_interval_s))

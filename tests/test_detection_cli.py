@@ -43,7 +43,7 @@ def test_ingested_files_are_replayed_on_their_own_clock_and_listed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The file holds 6 hours, so the test uses the 4-hour global warm-up (FAST).
-    monkeypatch.setattr("bot.ingest.ingest_files.config_from_settings", lambda s: FAST)
+    monkeypatch.setattr("bot.detection.tap.config_from_settings", lambda s: FAST)
     slow = make_incident("slow_downstream_dependency", T0 + 5 * HOUR_NS)
     sim = Simulator(7, traffic=TrafficModel(sampled_per_minute=30), incidents=[slow])
     files = []

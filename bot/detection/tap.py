@@ -16,11 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.detection.engine import DetectionEngine
-from bot.ingest.pipeline import IngestPipeline
-from bot.spans import SpanBatch
+from bot.detection.engine import DetectionEngine, config_from_settings
+from bot.ingest.pipeline import IngestPipeline, pipeline_for
+from bot.settings import Settings
+from bot.spans import RejectCounter, SpanBatch
+from bot.store import SqliteStore
 
-__all__ = ["run_ticker", "tap"]
+__all__ = ["detecting_pipeline", "run_ticker", "tap"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,19 @@ def tap(pipeline: IngestPipeline, engine: DetectionEngine) -> Callable[[], None]
         engine.trace_keeper = None
 
     return undo
+
+
+async def detecting_pipeline(
+    settings: Settings, store: SqliteStore, rejects: RejectCounter
+) -> tuple[IngestPipeline, DetectionEngine]:
+    """The ingest pipeline and a started detection engine tapped into it, as configured."""
+    pipeline = pipeline_for(settings, store, rejects)
+    engine = DetectionEngine(store, config_from_settings(settings),
+                             recalc_hour_utc=settings.recalc_hour_utc,
+                             lateness_s=settings.detection_lateness_s)
+    await engine.start()
+    tap(pipeline, engine)
+    return pipeline, engine
 
 
 async def run_ticker(

@@ -13,10 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from bot.detection.engine import DetectionEngine, config_from_settings
-from bot.detection.tap import tap
+from bot.detection.tap import detecting_pipeline
 from bot.ingest.files import load_file
-from bot.ingest.pipeline import pipeline_for
 from bot.settings import Settings
 from bot.spans import RejectCounter
 from bot.store import SqliteStore
@@ -30,12 +28,7 @@ async def ingest_files(
     """Load every file, flushing and scoring after each one so an interrupted run keeps it."""
     rejects = RejectCounter()
     async with SqliteStore(settings.db_path) as store:
-        pipeline = pipeline_for(settings, store, rejects)
-        engine = DetectionEngine(store, config_from_settings(settings),
-                                 recalc_hour_utc=settings.recalc_hour_utc,
-                                     lateness_s=settings.detection_lateness_s)
-        await engine.start()
-        tap(pipeline, engine)
+        pipeline, engine = await detecting_pipeline(settings, store, rejects)
         for path in files:
             before = pipeline.stats.spans_ingested
             for batch in load_file(path, rejects):
