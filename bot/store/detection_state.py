@@ -87,15 +87,9 @@ class DetectionStateMixin(Connected):
         self, first_day: int, last_day: int, series_ids: Sequence[int] | None = None
     ) -> list[ScoreHistRow]:
         """Rows of days [first_day, last_day], for the given series (all when None)."""
-        sql = ("SELECT series_id, day, hour, windows, hist, eligible FROM score_hist"
-               " WHERE day BETWEEN ? AND ?")
-        params: list[object] = [first_day, last_day]
-        if series_ids is not None:
-            if not series_ids:
-                return []
-            sql += f" AND series_id IN ({','.join('?' * len(series_ids))})"
-            params += list(series_ids)
-        rows = await self._all(sql + " ORDER BY series_id, day, hour", params)
+        rows = await self._hourly_rows(
+            "SELECT series_id, day, hour, windows, hist, eligible FROM score_hist",
+            first_day, last_day, series_ids)
         return [ScoreHistRow(r[0], r[1], r[2], r[3], hist_from_blob(r[4]), hist_from_blob(r[5]))
                 for r in rows]
 

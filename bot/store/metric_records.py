@@ -117,15 +117,9 @@ class MetricRecordsMixin(Connected):
         self, first_day: int, last_day: int, series_ids: Sequence[int] | None = None
     ) -> list[MetricAggregateRow]:
         """Partials of days [first_day, last_day], ordered by series, day, hour."""
-        sql = ("SELECT series_id, day, hour, transform, count, mean, m2, min, max, hist"
-               " FROM metric_aggregates WHERE day BETWEEN ? AND ?")
-        params: list[object] = [first_day, last_day]
-        if series_ids is not None:
-            if not series_ids:
-                return []
-            sql += f" AND series_id IN ({','.join('?' * len(series_ids))})"
-            params += list(series_ids)
-        rows = await self._all(sql + " ORDER BY series_id, day, hour", params)
+        rows = await self._hourly_rows(
+            "SELECT series_id, day, hour, transform, count, mean, m2, min, max, hist"
+            " FROM metric_aggregates", first_day, last_day, series_ids)
         return [MetricAggregateRow(int(r[0]), int(r[1]), int(r[2]), _aggregate(r[3:]))
                 for r in rows]
 
