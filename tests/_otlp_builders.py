@@ -53,3 +53,20 @@ def request(*resources: tuple[str | None, list[Span]]) -> ExportTraceServiceRequ
 
 def body(*resources: tuple[str | None, list[Span]]) -> bytes:
     return bytes(request(*resources).SerializeToString())
+
+
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def raw_request(raw_spans: list[bytes]) -> bytes:
+    """An ExportTraceServiceRequest body around spans serialized (or hand-encoded) already:
+    one ResourceSpans (field 1) with one ScopeSpans (field 2) holding them (field 2)."""
+    scope = b"".join(b"\x12" + varint(len(r)) + r for r in raw_spans)
+    rs = b"\x12" + varint(len(scope)) + scope
+    return b"\x0a" + varint(len(rs)) + rs

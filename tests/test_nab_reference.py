@@ -7,9 +7,7 @@ import pytest
 
 from bench.nab import HourOfWeekZScoreDetector, IsolationForestDetector
 from bench.nab.reference import DAY_S, HOUR_NS, BucketLevel
-
-FIVE_MIN_NS = 300 * 10**9
-T0_NS = int(np.datetime64("2014-01-06T00:00:00", "ns").astype(np.int64))  # a Monday
+from tests.nab_support import FIVE_MIN_NS, T0_NS, daily_series
 
 # Gates small enough that four weeks of 30-minute rows reach every level.
 SMALL_LEVELS = (
@@ -17,15 +15,6 @@ SMALL_LEVELS = (
     BucketLevel("hour_of_day", 24, 10, 3 * DAY_S),
     BucketLevel("global", 1, 20, 1 * DAY_S),
 )
-
-
-def _series(n: int, seed: int, step_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    ts = T0_NS + np.arange(n, dtype=np.int64) * step_ns
-    day = 2 * np.pi * (ts - T0_NS) / (86400 * 10**9)
-    values = 50 + 10 * np.sin(day) + rng.normal(0, 1, n)
-    values[rng.choice(n, size=max(1, n // 300), replace=False)] += 25
-    return ts, values
 
 
 def _direct_hour_of_week(
@@ -53,7 +42,8 @@ def _direct_hour_of_week(
 
 
 def test_hour_of_week_zscore_matches_a_direct_computation_through_every_fallback_level() -> None:
-    ts, values = _series(4 * 7 * 48, seed=5, step_ns=1800 * 10**9)  # four weeks, 30-minute steps
+    # four weeks, 30-minute steps
+    ts, values = daily_series(4 * 7 * 48, seed=5, step_ns=1800 * 10**9)
     detector = HourOfWeekZScoreDetector(levels=SMALL_LEVELS, window_days=20)
     expected, used = _direct_hour_of_week(ts, values, SMALL_LEVELS, window_days=20)
     np.testing.assert_allclose(detector.score_series(ts, values), expected, rtol=0, atol=1e-9)
@@ -62,7 +52,7 @@ def test_hour_of_week_zscore_matches_a_direct_computation_through_every_fallback
 
 def test_default_gates_fall_back_to_hour_of_day_on_a_two_week_series() -> None:
     """opsbot's gates: global after a day, hour-of-day after a week, never hour-of-week."""
-    ts, values = _series(14 * 288, seed=7, step_ns=FIVE_MIN_NS)
+    ts, values = daily_series(14 * 288, seed=7, step_ns=FIVE_MIN_NS)
     levels = HourOfWeekZScoreDetector().levels
     expected, used = _direct_hour_of_week(ts, values, levels, window_days=30)
     got = HourOfWeekZScoreDetector().score_series(ts, values)
@@ -83,7 +73,7 @@ def test_a_flat_series_scores_finite_and_a_step_off_it_scores_high() -> None:
 
 def test_repeated_and_backward_timestamps_only_see_earlier_rows() -> None:
     """NAB's clocks repeat at DST and step back: the running max of time decides the past."""
-    ts, values = _series(3 * 288, seed=3, step_ns=FIVE_MIN_NS)
+    ts, values = daily_series(3 * 288, seed=3, step_ns=FIVE_MIN_NS)
     ts = ts.copy()
     ts[500:512] -= HOUR_NS  # an hour replayed
     full = HourOfWeekZScoreDetector().score_series(ts, values)

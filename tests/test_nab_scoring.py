@@ -37,9 +37,7 @@ from bench.nab import (
 from bench.nab.corpus import window_rows
 from bench.nab.scoring import probation_length, scaled_sigmoid
 from tests.conftest import shared_path
-
-FIVE_MIN_NS = 300 * 10**9
-T0_NS = int(np.datetime64("2014-01-06T00:00:00", "ns").astype(np.int64))  # a Monday
+from tests.nab_support import FIVE_MIN_NS, T0_NS, daily_series
 
 
 def _s(x: float) -> float:
@@ -187,16 +185,6 @@ def test_window_rows_follow_row_order_through_repeated_and_backward_timestamps()
 # ---- detectors ------------------------------------------------------------------------------
 
 
-def _series(n: int, seed: int = 0, step_ns: int = FIVE_MIN_NS) -> tuple[np.ndarray, np.ndarray]:
-    """A daily cycle with noise and a few spikes, at `step_ns` from a Monday."""
-    rng = np.random.default_rng(seed)
-    ts = T0_NS + np.arange(n, dtype=np.int64) * step_ns
-    day = 2 * np.pi * (ts - T0_NS) / (86400 * 10**9)
-    values = 50 + 10 * np.sin(day) + rng.normal(0, 1, n)
-    values[rng.choice(n, size=max(1, n // 300), replace=False)] += 25
-    return ts, values
-
-
 def _detectors() -> list[SeriesDetector]:
     small_forest = IsolationForestDetector(
         first_fit=200, refit_every=300, train_rows=400, n_estimators=20
@@ -225,7 +213,7 @@ _DETECTOR_IDS = [
 
 @pytest.mark.parametrize("detector", _detectors(), ids=_DETECTOR_IDS)
 def test_every_detector_is_causal_and_scores_in_the_unit_interval(detector: SeriesDetector) -> None:
-    ts, values = _series(3000)
+    ts, values = daily_series(3000)
     try:
         full = detector.score_series(ts, values)
     except OpsbotDetectorUnavailable as exc:
@@ -243,7 +231,7 @@ def test_every_detector_is_causal_and_scores_in_the_unit_interval(detector: Seri
 
 
 def test_windowed_gaussian_matches_a_row_by_row_port_of_nabs_detector() -> None:
-    _, values = _series(400, seed=3)
+    _, values = daily_series(400, seed=3)
     window, step = 50, 10
     data: list[float] = []
     buffer: list[float] = []

@@ -10,7 +10,7 @@ import bot.ingest.otlp as otlp
 from bot.ingest import _otlp_columns
 from bot.ingest.otlp import decode_traces_pb
 from bot.spans import RejectCounter
-from tests._otlp_builders import T0, body, span
+from tests._otlp_builders import T0, body, raw_request, span
 
 
 def _names(rng: random.Random) -> list[str]:
@@ -46,14 +46,6 @@ def test_keys_from_bytes_equal_the_name_column(extra: str, monkeypatch: pytest.M
     assert (used_bytes[0] is not None) == (extra == "")
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out + bytes([n]))
-
-
 @pytest.mark.parametrize(("tail", "rejected"), [(b"\x22\x04abcd", {"bad_id": 1}),
                                                 (b"\x22\x08" + bytes(range(1, 9)), {})])
 def test_a_parent_id_out_of_field_order_is_still_checked(tail: bytes,
@@ -63,10 +55,9 @@ def test_a_parent_id_out_of_field_order_is_still_checked(tail: bytes,
     spans = [span(f"op{i}", parent=bytes(range(8)) if i % 2 else b"") for i in range(6)]
     raws = [s.SerializeToString() for s in spans]
     raws[2] += tail  # span 2 had no parent; now it has one, out of order
-    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
-    rs = b"\x12" + _varint(len(scope)) + scope
+    req = raw_request(raws)
     rejects = RejectCounter()
-    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, rejects)
+    batch = decode_traces_pb(req, rejects)
     assert rejects.as_dict() == rejected
     assert len(batch) == 6 - len(rejected)
     assert batch.keys == [f"unknown_service:op{i}" for i in range(6) if i != 2 or not rejected]
@@ -85,10 +76,9 @@ def test_a_last_span_ending_after_its_head_is_decoded_span_by_span(parent: bytes
     last = spans[2]
     raws[2] = b"\x0a\x10" + last.trace_id + b"\x12\x08" + last.span_id + (
         b"\x22\x08" + parent if parent else b"")
-    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
-    rs = b"\x12" + _varint(len(scope)) + scope
+    req = raw_request(raws)
     rejects = RejectCounter()
-    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, rejects)
+    batch = decode_traces_pb(req, rejects)
     assert rejects.as_dict() == {"missing_field": 1}
     assert batch.keys == ["unknown_service:dup", "unknown_service:op1"]
     assert batch.start_ns.tolist() == [T0 + 1, T0]
@@ -109,9 +99,8 @@ def test_error_rows_equal_the_official_parse_for_odd_status_encodings() -> None:
     for i, extra in ((3, fake_tail), (11, fake_tail), (20, b"\x7a\x02\x18\x02"),
                      (30, b"\x7a\x02\x18\x00"), (41, b"\x7a\x02\x18\x02\x85\x01\x00\x01\x00\x00")):
         raws[i] += extra
-    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in raws)
-    rs = b"\x12" + _varint(len(scope)) + scope
-    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, RejectCounter())
+    req = raw_request(raws)
+    batch = decode_traces_pb(req, RejectCounter())
     assert batch.error.tolist() == [PbSpan.FromString(r).status.code == 2 for r in raws]
 
 

@@ -23,7 +23,7 @@ from bot.spans import (
     RejectCounter,
     SpanKind,
 )
-from tests._otlp_builders import T0, body, kv, request, span
+from tests._otlp_builders import T0, body, kv, raw_request, request, span
 from tests.conftest import shared_path
 
 DAY = 86_400 * 10**9
@@ -152,22 +152,12 @@ def test_error_flags_are_exact_when_status_is_not_the_last_field() -> None:
     for i, s in enumerate(plain):
         raw = s.SerializeToString()
         spans.append(b"\x7a\x02\x18\x02" + raw if i % 2 else raw)  # status first
-    scope = b"".join(b"\x12" + _varint(len(r)) + r for r in spans)
-    rs = b"\x12" + _varint(len(scope)) + scope
-    req = b"\x0a" + _varint(len(rs)) + rs
+    req = raw_request(spans)
     assert [s.status.code for s in ExportTraceServiceRequest.FromString(req)
             .resource_spans[0].scope_spans[0].spans] == [0, 2, 0, 2, 0, 2]
     batch = decode_traces_pb(req, RejectCounter())
     assert batch.error.tolist() == [False, True] * 3
     assert batch.keys[0] == "unknown_service:op0"  # no service.name: what SDKs report
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out + bytes([n]))
 
 
 def test_invalid_utf8_rejects_only_the_spans_it_touches() -> None:
@@ -191,9 +181,7 @@ def test_corrupt_attributes_keep_the_span_without_them() -> None:
     raw = s.SerializeToString() + b"\x4a\x03\x0a\x05a"  # attribute whose key overruns it
     with pytest.raises(DecodeError):
         PbSpan.FromString(raw)
-    scope = b"\x12" + _varint(len(raw)) + raw
-    rs = b"\x12" + _varint(len(scope)) + scope
-    batch = decode_traces_pb(b"\x0a" + _varint(len(rs)) + rs, RejectCounter())
+    batch = decode_traces_pb(raw_request([raw]), RejectCounter())
     got = batch.materialize(0)
     assert (got.operation, got.span_id, got.duration_ns) == ("op", s.span_id.hex(), 5_000_000)
     assert got.attributes == {"opsbot.attributes_dropped": "undecodable attributes"}
