@@ -114,8 +114,6 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
                 raise
             await self.db.execute("COMMIT")
 
-    _tx = transaction
-
     async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[object, ...]:
         async with self.db.execute(sql, params) as cur:
             row = await cur.fetchone()
@@ -130,7 +128,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         for name, (first, last) in seen.items():
             service, _, operation = name.partition(":") if kind == "span" else (name, "", "")
             rows.append((name, kind, service, operation, first, last))
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO series (name, kind, service, operation, first_seen_ns, last_seen_ns)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
@@ -167,7 +165,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
     async def add_aggregates(self, rows: Sequence[AggregateRow]) -> None:
         if not rows:
             return
-        async with self._tx() as db:
+        async with self.transaction() as db:
             for row in rows:
                 async with db.execute(
                     "SELECT count, sum, sumsq, min, max, errors, hist FROM aggregates"
@@ -194,7 +192,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         return [AggregateRow(series_id, r[0], r[1], _agg_from_db(r[2:])) for r in rows]
 
     async def prune_aggregates(self, before_day: int) -> int:
-        async with self._tx() as db:
+        async with self.transaction() as db:
             cur = await db.execute("DELETE FROM aggregates WHERE day < ?", (before_day,))
             return cur.rowcount
 
@@ -204,7 +202,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         if not traces:
             return
         now = _now_ns()
-        async with self._tx() as db:
+        async with self.transaction() as db:
             for t in traces:
                 await db.execute(
                     "INSERT INTO exemplar_traces"
@@ -220,7 +218,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
                 await _insert_spans(db, t.trace_id, t.spans)
 
     async def add_exemplar_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await _insert_spans(db, trace_id, spans)
 
     async def exemplar_durations(self, series_id: int, hour_ns: int) -> list[int]:
@@ -241,7 +239,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
 
     async def _delete_exemplars(self, where: str, params: Sequence[object]) -> int:
         """Delete exemplar rows, then the spans of traces no exemplar refers to any more."""
-        async with self._tx() as db:
+        async with self.transaction() as db:
             async with db.execute(f"SELECT DISTINCT trace_id FROM exemplar_traces WHERE {where}",
                                   params) as cur:
                 traces = [r[0] for r in await cur.fetchall()]
@@ -270,7 +268,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         return sorted(spans, key=lambda s: (s.start_ns, -s.duration_ns))
 
     async def pin_traces(self, trace_ids: Sequence[str]) -> None:
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "UPDATE exemplar_traces SET pinned = 1 WHERE trace_id = ?",
                 [(t,) for t in trace_ids],
@@ -287,7 +285,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
     async def add_rejects(self, counts: Mapping[str, int]) -> None:
         if not counts:
             return
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO ingest_rejects (reason, count) VALUES (?, ?)"
                 " ON CONFLICT(reason) DO UPDATE SET count = count + excluded.count",
@@ -302,7 +300,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -331,7 +329,7 @@ class SqliteStore(RecordsMixin, DetectionStateMixin, SlackRecordsMixin, MetricRe
         trims: ingest never builds or encodes the spans of a trace the trim would delete.
         """
         now = _now_ns()
-        async with self._tx() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO exemplar_traces"
                 " (trace_id, series_id, hour_ns, duration_ns, start_ns, pinned, created_ns)"
