@@ -123,8 +123,7 @@ class AgentService:
         today: when the newest span is over an hour old, time stops there.
         """
         now = self.clock()
-        newest = getattr(self.store, "newest_span_ns", None)
-        latest = await newest() if newest is not None else None
+        latest = await self.store.newest_span_ns()
         return latest if latest is not None and latest < now - STALE_STORE_NS else now
 
     async def _keys(self) -> list[str]:
