@@ -6,7 +6,10 @@ novelty score asks a sharper question: does the value (or the daily-seasonal
 residual, or the local spread) leave the range the series has covered over its
 recent history, and by how much of that range? New extremes are rare by
 construction, so the false-alarm rate stays low without per-series tuning, and
-`keep_records` turns a continuing excursion into a single alert.
+`keep_records` turns a continuing excursion into a single alert. One more kind of
+novelty has no extreme at all: a series that repeats one value for longer than it
+ever has before (an exporter that froze, a rate stuck at zero); `stuck_runs` scores
+the sample at which such a run becomes the longest yet.
 
 Every function is causal: row t uses rows <= t only. Pure numpy, no IO.
 """
@@ -33,6 +36,7 @@ __all__ = [
     "seasonal_residual",
     "series_clock",
     "std_in_time",
+    "stuck_runs",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -59,6 +63,11 @@ class NoveltyConfig:
     spread_history_s: float = 100 * 86400.0
     spread_weight: float = 0.5
     hold_s: float = 50 * 3600.0  # after a score, the next one must beat everything this far back
+    # a run of one repeated value scores once it outlasts every earlier run, when the
+    # longest earlier run had at least this many samples (samples, not seconds: across
+    # a gap in the data a value is missing, not stuck)
+    stuck_min_samples: int = 24
+    stuck_weight: float = 0.1  # 0 turns it off
 
     def __post_init__(self) -> None:
         for name in ("history_s", "seasonal_smooth_s", "seasonal_history_s", "spread_window_s"):
@@ -69,7 +78,9 @@ class NoveltyConfig:
                 raise ValueError(f"NoveltyConfig.{name} must be >= 0 seconds")
         if self.seasonal_period_ns <= 0:
             raise ValueError("NoveltyConfig.seasonal_period_ns must be > 0")
-        for name in ("seasonal_weight", "spread_weight"):
+        if self.stuck_min_samples < 1:
+            raise ValueError("NoveltyConfig.stuck_min_samples must be >= 1")
+        for name in ("seasonal_weight", "spread_weight", "stuck_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"NoveltyConfig.{name} must be within [0, 1]")
 
@@ -228,6 +239,30 @@ def seasonal_residual(
     return residual, ok
 
 
+def stuck_runs(values: npt.ArrayLike, min_samples: int) -> FloatArray:
+    """1.0 at the sample where a run of equal consecutive values becomes longer than every
+    run before it, provided the longest earlier run had at least `min_samples` samples;
+    0 elsewhere.
+
+    Causal: the earlier runs are complete by the time the current one starts, and the
+    row that scores is the first at which the run is known to be the longest. A run
+    that keeps going scores once; the next one must beat it.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    out = np.zeros(x.size)
+    if x.size == 0:
+        return out
+    new = np.ones(x.size, dtype=np.bool_)
+    new[1:] = x[1:] != x[:-1]
+    starts = np.flatnonzero(new)
+    lengths = np.diff(np.append(starts, x.size))  # the last run: its length so far
+    longest_before = np.zeros(starts.size, dtype=np.int64)
+    longest_before[1:] = np.maximum.accumulate(lengths[:-1])
+    hit = (longest_before >= min_samples) & (lengths > longest_before)
+    out[starts[hit] + longest_before[hit]] = 1.0
+    return out
+
+
 def keep_records(scores: npt.ArrayLike, hold: int) -> FloatArray:
     """scores[t] where it beats every score of the previous `hold` rows, else 0.
 
@@ -244,7 +279,8 @@ def keep_records(scores: npt.ArrayLike, hold: int) -> FloatArray:
 def novelty_scores(
     timestamps_ns: npt.ArrayLike, values: npt.ArrayLike, config: NoveltyConfig | None = None
 ) -> FloatArray:
-    """One anomaly score in [0, 1) per row: level, seasonal-residual and spread novelty, held.
+    """One anomaly score in [0, 1] per row: level, seasonal-residual, spread and stuck-run
+    novelty, held.
 
     Causal (row t reads rows <= t). Values must be finite. Every window is a span of
     time on the series' clock (see `NoveltyConfig`).
@@ -274,6 +310,9 @@ def novelty_scores(
     combined = np.maximum(
         level, np.maximum(cfg.seasonal_weight * seasonal, cfg.spread_weight * spread)
     )
+    if cfg.stuck_weight > 0:
+        np.maximum(combined, cfg.stuck_weight * stuck_runs(x, cfg.stuck_min_samples),
+                   out=combined)
     return hold_records(combined, clock, ns(cfg.hold_s))
 
 

@@ -21,6 +21,7 @@ from detectors.novelty import (
     seasonal_residual,
     series_clock,
     std_in_time,
+    stuck_runs,
 )
 
 FIVE_MIN_NS = 300 * 10**9
@@ -120,6 +121,57 @@ def test_novelty_scores_refuse_non_finite_values_and_bad_config() -> None:
         NoveltyConfig(hold_s=-1.0)
     with pytest.raises(ValueError, match="seasonal_weight"):
         NoveltyConfig(seasonal_weight=2.0)
+    with pytest.raises(ValueError, match="stuck_min_samples"):
+        NoveltyConfig(stuck_min_samples=0)
+    with pytest.raises(ValueError, match="stuck_weight"):
+        NoveltyConfig(stuck_weight=-0.1)
+
+
+# ---- stuck runs ------------------------------------------------------------------------------
+
+
+def _stuck_brute_force(x: np.ndarray, min_samples: int) -> np.ndarray:
+    """Row by row: the current run's length against the longest run that ended before it."""
+    out = np.zeros(x.size)
+    longest, start = 0, 0
+    for i in range(x.size):
+        if i and x[i] != x[i - 1]:
+            longest, start = max(longest, i - start), i
+        if longest >= min_samples and i - start + 1 == longest + 1:
+            out[i] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("min_samples", [1, 3, 8])
+def test_stuck_runs_match_a_row_by_row_count(min_samples: int) -> None:
+    rng = np.random.default_rng(min_samples)
+    runs = rng.integers(1, 15, 300)  # run lengths, then a value per run (repeats allowed)
+    x = np.repeat(rng.integers(0, 3, runs.size).astype(np.float64), runs)
+    np.testing.assert_array_equal(stuck_runs(x, min_samples), _stuck_brute_force(x, min_samples))
+    assert stuck_runs(x, min_samples).sum() > 0
+
+
+def test_a_frozen_series_scores_once_when_it_outlasts_every_earlier_run() -> None:
+    ts, values = _daily(2000, seed=4)
+    values = np.round(values)  # plateaus of a few samples, as a coarse gauge shows
+    before = values[:1500]
+    longest = int(np.diff(np.flatnonzero(np.diff(np.r_[np.nan, before, np.nan]) != 0)).max())
+    frozen = values.copy()
+    level = values[1500] if values[1500] != values[1499] else values[1500] + 1.0
+    frozen[1500:] = level  # the exporter froze at an ordinary value
+    stuck = stuck_runs(frozen, min_samples=2)
+    assert stuck[1500 + longest] == 1.0  # the first sample past the longest earlier run
+    assert stuck[1500 + longest + 1 :].sum() == 0  # a run that keeps going scores once
+    on = novelty_scores(ts, frozen, NoveltyConfig(stuck_min_samples=2, stuck_weight=0.3))
+    off = novelty_scores(ts, frozen, NoveltyConfig(stuck_min_samples=2, stuck_weight=0.0))
+    assert on[1500 + longest] >= 0.3 > off[1500 + longest]
+
+
+def test_stuck_runs_stay_quiet_until_some_run_is_long_enough() -> None:
+    x = np.array([1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0])
+    assert stuck_runs(x, min_samples=3).tolist() == [0.0] * 9 + [1.0]
+    assert stuck_runs(x, min_samples=4).sum() == 0
+    assert stuck_runs(np.zeros(0), 1).size == 0
 
 
 # ---- windows in time -------------------------------------------------------------------------

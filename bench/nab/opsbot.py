@@ -1,8 +1,8 @@
 """Adapters that put opsbot's series detectors into the NAB harness.
 
 - `OpsbotNoveltyDetector` ("opsbot"): `detectors.novelty.novelty_scores` with the
-  NAB configuration `NAB_NOVELTY` (level, daily-residual and spread novelty, one
-  alert per excursion). The harness's default opsbot entry.
+  NAB configuration `NAB_NOVELTY` (level, daily-residual, spread and stuck-run
+  novelty, one alert per excursion). The harness's default opsbot entry.
 - `OpsbotDetector` ("opsbot_zscore"): the streaming baseline z of
   `detectors.score_series`, the engine's per-sample path, kept for comparison.
 
@@ -113,6 +113,8 @@ def _nab_novelty() -> Any:
         spread_history_s=100 * day,
         spread_weight=0.5,
         hold_s=600 * 300.0,  # 50 h
+        stuck_min_samples=24,  # two hours at NAB's usual 5-minute step
+        stuck_weight=0.1,
     )
 
 
