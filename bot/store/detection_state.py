@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
 from bot.detection.score_hist import hist_from_blob, hist_to_blob
 from bot.store._connected import Connected
 
-__all__ = ["DetectionStateMixin", "EngineState", "ScoreHistRow"]
+__all__ = ["DetectionStateMixin", "EngineState", "ScoreHistRow", "add_score_rows"]
 
 
 @dataclass(slots=True)
@@ -40,6 +41,28 @@ class EngineState:
     updated_ns: int
 
 
+async def add_score_rows(db: aiosqlite.Connection, rows: Sequence[ScoreHistRow]) -> None:
+    """Add histograms to the stored rows of their series and hour, inside the caller's
+    transaction (span keys with the engine state, metric series with their baselines)."""
+    for r in rows:
+        async with db.execute(
+            "SELECT windows, hist, eligible FROM score_hist"
+            " WHERE series_id = ? AND day = ? AND hour = ?",
+            (r.series_id, r.day, r.hour),
+        ) as cur:
+            old = await cur.fetchone()
+        windows, hist, eligible = r.windows, r.hist, r.eligible
+        if old is not None:
+            windows += int(old[0])
+            hist = hist + hist_from_blob(old[1])
+            eligible = eligible + hist_from_blob(old[2])
+        await db.execute(
+            "INSERT OR REPLACE INTO score_hist"
+            " (series_id, day, hour, windows, hist, eligible) VALUES (?, ?, ?, ?, ?, ?)",
+            (r.series_id, r.day, r.hour, windows, hist_to_blob(hist), hist_to_blob(eligible)),
+        )
+
+
 class DetectionStateMixin(Connected):
     """Detection SQL over the store's connection; every write is one transaction."""
 
@@ -49,24 +72,7 @@ class DetectionStateMixin(Connected):
     ) -> None:
         """Add score histograms and replace the engine state, atomically."""
         async with self.transaction() as db:
-            for r in rows:
-                async with db.execute(
-                    "SELECT windows, hist, eligible FROM score_hist"
-                    " WHERE series_id = ? AND day = ? AND hour = ?",
-                    (r.series_id, r.day, r.hour),
-                ) as cur:
-                    old = await cur.fetchone()
-                windows, hist, eligible = r.windows, r.hist, r.eligible
-                if old is not None:
-                    windows += int(old[0])
-                    hist = hist + hist_from_blob(old[1])
-                    eligible = eligible + hist_from_blob(old[2])
-                await db.execute(
-                    "INSERT OR REPLACE INTO score_hist"
-                    " (series_id, day, hour, windows, hist, eligible) VALUES (?, ?, ?, ?, ?, ?)",
-                    (r.series_id, r.day, r.hour, windows, hist_to_blob(hist),
-                     hist_to_blob(eligible)),
-                )
+            await add_score_rows(db, rows)
             await db.execute(
                 "INSERT INTO detector_state (name, data, pending, updated_ns) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET data = excluded.data,"

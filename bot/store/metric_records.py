@@ -2,7 +2,10 @@
 
 `MetricRecordsMixin` holds the SQL; `SqliteStore` mixes it in. Rows are written
 whole (replace, not add): the engine holds the authoritative copy of each hour
-in memory, so a step that is replayed after a crash rewrites the same rows.
+in memory, so a step that is replayed after a crash rewrites the same rows. The
+exception is the series' score histograms (`score_hist`, beside the span keys'):
+they are added, in the same transaction as the source cursor, so each sample's
+score counts exactly once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bot.store._connected import Connected
+from bot.store.detection_state import ScoreHistRow, add_score_rows
 from detectors.metric_aggregate import MetricAggregate
 from detectors.transforms import Transform
 
@@ -86,12 +90,15 @@ class MetricRecordsMixin(Connected):
     async def save_metric_step(
         self, aggregates: Sequence[MetricAggregateRow], states: Sequence[MetricStateRow],
         now_ns: int, meta: Mapping[str, str] | None = None,
+        scores: Sequence[ScoreHistRow] = (),
     ) -> None:
-        """Replace the given hourly partials, detector states and `meta` values, atomically
-        (a source's cursor is saved with the baselines that its samples went into)."""
-        if not aggregates and not states and not meta:
+        """Replace the given hourly partials, detector states and `meta` values and add the
+        score histograms, atomically (a source's cursor is saved with the baselines and the
+        severity history that its samples went into, so a re-fed sample counts once)."""
+        if not aggregates and not states and not meta and not scores:
             return
         async with self.transaction() as db:
+            await add_score_rows(db, scores)
             await db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
