@@ -1,9 +1,10 @@
 """The engine's metric-series IO: baselines and trackers loaded at start, saved with each step.
 
 `save` writes what changed since the last save (hourly partials, each series'
-position and trackers) and the cursors of the sources that fed those samples,
-in one transaction: a restart resumes a source exactly where the saved
-baselines end, never feeding a sample twice or skipping one.
+position and trackers, the score histograms of the samples scored since) and the
+cursors of the sources that fed those samples, in one transaction: a restart
+resumes a source exactly where the saved baselines end, never feeding a sample
+twice or skipping one. `load` also installs each series' recalculated thresholds.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from bot.detection.metric_series import SeriesSnapshot
+from bot.store.detection_state import ScoreHistRow
 from bot.store.metric_records import MetricAggregateRow, MetricSeriesSeen, MetricStateRow
 from detectors.metric_aggregate import MetricAggregate
+from detectors.severity import SeverityThresholds
 
 if TYPE_CHECKING:
     from bot.detection.engine import DetectionEngine
@@ -42,6 +45,9 @@ async def load(engine: DetectionEngine) -> None:
             st.clock_hour, st.pending, st.first_seen_ns, st.anchor_ns, st.last_sample_ns,
             st.tracker, st.shift))
         engine.series_ids[info.name] = info.id
+    for sid, (data, _computed) in (await store.load_thresholds()).items():
+        if sid in series:  # a series with history but no state yet still gets its own
+            metrics.thresholds[series[sid].name] = SeverityThresholds.from_dict(data)
     for key, value in (await store.metric_cursors(CURSOR_PREFIX)).items():
         metrics.cursors[key] = metrics.saved_cursors[key] = value
 
@@ -67,13 +73,15 @@ async def _write(
     seen = {s.key: MetricSeriesSeen(s.service, s.metric, s.first_seen_ns or s.last_sample_ns,
                                     s.last_sample_ns) for s in snaps}
     engine.series_ids.update(await engine.store.touch_metric_series(seen))
-    aggs, states = [], []
+    aggs, states, scores = [], [], []
     for s in snaps:
         sid = engine.series_ids[s.key]
         aggs += [MetricAggregateRow(sid, h // 24, h % 24, agg) for h, agg in s.partials]
+        scores += [ScoreHistRow(sid, sc.hour // 24, sc.hour % 24, sc.windows, sc.hist,
+                                sc.eligible) for sc in s.scores]
         states.append(MetricStateRow(sid, s.transform, s.first_seen_ns, s.anchor_ns,
                                      s.last_sample_ns, s.clock_hour, s.pending, s.tracker,
                                      s.shift))
     await engine.store.save_metric_step(
-        aggs, states, now_ns, {CURSOR_PREFIX + k: str(v) for k, v in cursors.items()})
+        aggs, states, now_ns, {CURSOR_PREFIX + k: str(v) for k, v in cursors.items()}, scores)
 

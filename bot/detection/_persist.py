@@ -211,8 +211,10 @@ async def _record(
     details = dict(prior.details) if prior is not None else {}
     if detail:
         details.update({"signal": detail["signal"], "expected": detail["expected"]})
+    # why the severity: the decision behind it (its score, the threshold it reached, set by
+    # the percentile column's percentile of the series' history or by a floor)
     details.update({"threshold": a.trigger.threshold, "set_by": a.trigger.set_by,
-                    "rank": a.trigger.rank, "peak_ns": a.peak_ns,
+                    "trigger_score": a.trigger.score, "rank": a.trigger.rank, "peak_ns": a.peak_ns,
                     "last_anomalous_ns": a.last_anomalous_ns})
     return AnomalyRecord(
         uid=a.anomaly_id, key=a.key, service=service, operation=operation,

@@ -16,11 +16,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.detection.recalc import DRY_RUN_DAYS, ScopeError, compute_all, dry_run, save, scope_keys
+from bot.detection.recalc import (
+    DRY_RUN_DAYS,
+    ScopeError,
+    compute_all,
+    dry_run,
+    kind_summaries,
+    save,
+    scope_series,
+)
 from bot.settings import Settings
 from bot.store import SqliteStore, StoreError
 from bot.store.records import AnomalyRecord, FeedbackRecord, IncidentRecord
-from detectors.config import DetectorConfig
 
 __all__ = ["anomalies_command", "parse_since", "recalc_command"]
 
@@ -143,8 +150,9 @@ def _anomaly_table(items: list[dict[str, Any]]) -> Table:
 def recalc_command(
     *, settings: Settings, scope: str, dry_run: bool, as_json: bool, out: Console, err: Console,
 ) -> int:
-    """Recalculate severity thresholds of a key, a service or all from the stored window
-    scores; with --dry-run, print the alerts of the last 7 days that would change instead.
+    """Recalculate severity thresholds of a span key, a metric series, a service (its keys
+    and metric series) or all from the stored window scores; with --dry-run, print the
+    alerts of the last 7 days that would change instead.
     """
     if not settings.db_path.exists():
         err.print(f"no store at {settings.db_path}: ingest spans first (opsbot ingest FILE)")
@@ -155,14 +163,15 @@ def recalc_command(
 async def _recalc(
     settings: Settings, scope: str, dry: bool, as_json: bool, out: Console, err: Console
 ) -> int:
-    config = DetectorConfig()
+    config = settings.detector_config()  # the percentiles, floors and history the service uses
     async with SqliteStore(settings.db_path) as store:
         try:
-            keys = await scope_keys(store, scope)
+            chosen = await scope_series(store, scope)
         except ScopeError as exc:
             err.print(f"[red]{exc}[/]")
             return 2
-        now = await store.newest_span_ns() or time.time_ns()
+        keys = chosen.ids
+        now = chosen.newest_ns or time.time_ns()
         step = max(len(keys) // 10, 1)
 
         def progress(done: int, total: int) -> None:
@@ -173,20 +182,25 @@ async def _recalc(
         diff = await dry_run(store, config, now, keys, new)
         if not dry:
             await save(store, new, time.time_ns())
-    summary = diff.summary()
-    result = {"scope": scope, "keys": len(keys), "dry_run": dry, "days": DRY_RUN_DAYS,
-              "windows_replayed": diff.windows, "changes": summary,
+    summary, by_kind = diff.summary(), kind_summaries(diff, chosen)
+    # "keys" stays the span keys in scope; metric series are counted beside them
+    result = {"scope": scope, "keys": len(chosen.spans), "metric_series": len(chosen.metrics),
+              "dry_run": dry, "days": DRY_RUN_DAYS, "windows_replayed": diff.windows,
+              "changes": summary, "changes_by_kind": by_kind,
               "thresholds": {k: [lv.threshold for lv in th.levels] for k, th in new.items()}}
     if as_json:
         out.print_json(json.dumps(result))
         return 0
     verb = "would change" if dry else "changed"
     table = Table(title=f"alert windows of the last {DRY_RUN_DAYS} days that {verb} "
-                        f"({len(keys)} keys, {diff.windows} eligible windows)")
-    for col in ("severity", "no longer fire", "newly fire"):
+                        f"({len(chosen.spans)} keys, {len(chosen.metrics)} metric series, "
+                        f"{diff.windows} eligible windows)")
+    for col in ("severity", "no longer fire", "newly fire", "of which metric series"):
         table.add_column(col)
     for sev, c in summary.items():
-        table.add_row(sev, str(c["no_longer"]), str(c["newly"]))
+        m = by_kind["metric"][sev]
+        table.add_row(sev, str(c["no_longer"]), str(c["newly"]),
+                      f"{m['no_longer']} / {m['newly']}")
     out.print(table)
     if dry:
         out.print("dry run: nothing was saved; run without --dry-run to apply")

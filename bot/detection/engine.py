@@ -13,8 +13,9 @@ shift); then anomalies are grouped into incidents over the call graph built from
 sampled traces. Each step writes anomalies and incidents (upsert by uid), pins
 their exemplar traces, and saves score histograms plus the engine state in one
 transaction, *last*: a crash replays the step, and upserts make that harmless.
-Severity thresholds are recalculated from the score histograms nightly at
-`recalc_hour_utc` (engine clock). Subscribers get `EngineEvent`s (see events).
+Severity thresholds of span keys and metric series are recalculated from their
+score histograms nightly at `recalc_hour_utc` (engine clock). Subscribers get
+`EngineEvent`s (see events).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,18 +226,26 @@ class DetectionEngine:
         return delivered
 
     async def recalc(self, now_ns: int) -> int:
-        """Recompute every key's severity thresholds from its score histograms; returns keys."""
-        from bot.detection.recalc import compute_all, save
+        """Recompute the severity thresholds of every span key and metric series from its
+        score histograms, store and install them; returns how many series."""
+        from bot.detection.recalc import compute_all, save, scope_series
 
-        spans = {k: sid for k, sid in self.series_ids.items() if k in self.key_index}
-        new = await compute_all(self.store, self.config, now_ns, spans)  # not metric series
+        scope = await scope_series(self.store, "all")
+        new = await compute_all(self.store, self.config, now_ns, scope.ids)
         await save(self.store, new, self.wall_clock())
-        for key, th in new.items():
-            k = self.key_index.get(key)
-            if k is not None:
-                self.thresholds[k] = th
+        self.install_thresholds({k: new[k] for k in scope.spans},
+                                {k: new[k] for k in scope.metrics})
         self.stats.recalcs += 1
         return len(new)
+
+    def install_thresholds(self, spans: Mapping[str, SeverityThresholds],
+                           metrics: Mapping[str, SeverityThresholds]) -> None:
+        """Classify with recalculated thresholds from now on (span keys, metric series)."""
+        for name, th in spans.items():
+            k = self.key_index.get(name)
+            if k is not None:
+                self.thresholds[k] = th
+        self.metrics.thresholds.update(metrics)
 
     # -- scoring --
 

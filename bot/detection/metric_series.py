@@ -4,9 +4,11 @@ Each series gets a streaming `detectors.SeriesDetector` (hourly partials, the
 same bucket fallback and guards as spans, transform chosen from the metric name)
 and its own `AnomalyTracker` and `LevelShiftTracker`: a sample is scored on the
 baseline of the hours before it, decided with the metric direction and minimum
-deviation, then learnt. A sample is its own window (the scrape step); thresholds
-are the severity floors. `snapshots` hands the store what changed since the last
-save (folded hours, the unfolded values of the current hour, trackers) and
+deviation, then learnt. A sample is its own window (the scrape step). Its badness
+goes into the series' hourly score histograms, from which the recalculation sets
+the series' own severity thresholds (`thresholds`; the floors until it has
+history). `snapshots` hands the store what changed since the last save (folded
+hours, the unfolded values of the current hour, score histograms, trackers) and
 `restore` puts a series back exactly there, so a restart resumes warm.
 """
 
@@ -15,18 +17,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from bot.detection.score_hist import HourScores
 from detectors.buckets import HOUR_NS
 from detectors.config import DetectorConfig
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
 from detectors.metric_aggregate import MetricAggregate
 from detectors.series import SeriesDetector
-from detectors.severity import badness, compute_thresholds, deviation_ok
+from detectors.severity import SeverityThresholds, badness, compute_thresholds, deviation_ok
 from detectors.transforms import Transform, transform_for_metric, unit_for_metric
 
 __all__ = [
@@ -132,6 +135,7 @@ class SeriesSnapshot:
     last_sample_ns: int
     tracker: dict[str, Any] | None
     shift: dict[str, Any] | None
+    scores: list[HourScores] = field(default_factory=list)  # scored since the last save
 
 
 class MetricSeriesDetection:
@@ -145,14 +149,16 @@ class MetricSeriesDetection:
         self.shifts: dict[str, LevelShiftTracker] = {}
         self.service_of: dict[str, str] = {}
         self.metric_of: dict[str, str] = {}
-        self.thresholds = compute_thresholds([], config.severity, config.severity.metric_direction,
-                                             config.scoring.max_z)
+        self.default_thresholds = compute_thresholds(
+            [], config.severity, config.severity.metric_direction, config.scoring.max_z)
+        self.thresholds: dict[str, SeverityThresholds] = {}  # series -> recalculated ones
         self.samples_scored = 0
         self.last_sample_ns: dict[str, int] = {}
         self.cursors: dict[str, int] = {}  # positions of the sources feeding us, saved with us
         self.saved_cursors: dict[str, int] = {}
         self._dirty: dict[str, int] = {}  # key -> first hour whose partial changed since a save
         self._saved_trackers: dict[str, str] = {}  # key -> JSON of trackers at the last save
+        self._scores: dict[str, dict[int, HourScores]] = {}  # key -> hour -> unsaved scores
 
     def observe(self, points: Iterable[Sample]) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
@@ -184,7 +190,9 @@ class MetricSeriesDetection:
             ok = bool(deviation_ok(np.asarray([v]), np.asarray([base.p50]),
                                    cfg.severity.metric_min_abs_deviation,
                                    cfg.severity.metric_min_rel_deviation)[0])
-            decision = self.thresholds.classify(bad) if ok else None
+            self._record_score(key, h, bad, ok)
+            th = self.thresholds.get(key, self.default_thresholds)
+            decision = th.classify(bad) if ok else None
             tracker = self.trackers.get(key)
             if decision is not None or tracker is not None:
                 if tracker is None:
@@ -192,8 +200,11 @@ class MetricSeriesDetection:
                         key, cfg.lifecycle.for_metrics(), self.step_s)
                 unit = unit_for_metric(key)
                 detail = {"signal": "metric", "observed": v, "expected": base.p50,
-                          "unit": unit, "baseline": {"p50": base.p50, "p95": base.p95,
-                                                     "p99": base.p99, "unit": unit}}
+                          "unit": unit, "baseline": {
+                              "bucket": base.bucket_type.value, "bucket_id": base.bucket_id,
+                              "p50": base.p50, "p90": base.p90, "p95": base.p95,
+                              "p99": base.p99, "expected": base.expected,
+                              "count": base.count, "unit": unit}}
                 events += [(ev, detail) for ev in tracker.observe(t, bad, decision)]
             shift = self.shifts.setdefault(key, LevelShiftTracker(cfg.level_shift)).update(
                 t, z, float(base.transform.forward(v)) - base.center)
@@ -201,6 +212,13 @@ class MetricSeriesDetection:
                 det.reanchor(shift.anchor_ns)
         det.learn_one(t, v)
         return events
+
+    def _record_score(self, key: str, hour: int, bad: float, eligible: bool) -> None:
+        hours = self._scores.setdefault(key, {})
+        acc = hours.get(hour)
+        if acc is None:
+            acc = hours[hour] = HourScores.empty(hour)
+        acc.add(bad, eligible)
 
     def tick(self, now_ns: int) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         return [(ev, {}) for tr in self.trackers.values() for ev in tr.tick(now_ns)]
@@ -225,7 +243,8 @@ class MetricSeriesDetection:
                 key, self.service_of[key], self.metric_of[key], det.transform,
                 det.folded(from_hour) if from_hour is not None else [], det.clock_hour,
                 det.pending_values(), det.first_seen_ns, det.anchor_ns,
-                self.last_sample_ns.get(key, 0), t_dict, s_dict))
+                self.last_sample_ns.get(key, 0), t_dict, s_dict,
+                sorted(self._scores.pop(key, {}).values(), key=lambda s: s.hour)))
         return out
 
     def remark(self, snaps: Iterable[SeriesSnapshot]) -> None:
@@ -237,6 +256,9 @@ class MetricSeriesDetection:
             if hours:
                 self._dirty[snap.key] = min(self._dirty.get(snap.key, min(hours)), min(hours))
             self._saved_trackers.pop(snap.key, None)
+            for scores in snap.scores:
+                self._scores.setdefault(snap.key, {}).setdefault(
+                    scores.hour, HourScores.empty(scores.hour)).merge(scores)
 
     def restore(self, snap: SeriesSnapshot) -> None:
         """Put one series back where a snapshot (and the partials saved before it) left it."""

@@ -9,14 +9,17 @@ percentiles recomputed from them are within half a bin of the raw ones. Pure.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "BIN_WIDTH",
+    "HourScores",
     "N_SCORE_BINS",
     "bin_centers",
+    "score_bin",
     "hist_from_blob",
     "hist_to_blob",
     "score_histogram",
@@ -41,6 +44,38 @@ def score_histogram(badness: npt.ArrayLike) -> npt.NDArray[np.int64]:
     b = b[np.isfinite(b)]
     idx = np.clip(np.rint((b - LOW) / BIN_WIDTH).astype(np.int64), 0, N_SCORE_BINS - 1)
     return np.bincount(idx, minlength=N_SCORE_BINS).astype(np.int64)
+
+
+def score_bin(badness: float) -> int:
+    """Bin of one finite badness value: the bin `score_histogram` counts it in."""
+    return min(max(round((badness - LOW) / BIN_WIDTH), 0), N_SCORE_BINS - 1)
+
+
+@dataclass(slots=True)
+class HourScores:
+    """Badness of one series' scored samples in one UTC hour, counted one at a time (a
+    metric series scores one sample per scrape, too few per call for `score_histogram`)."""
+
+    hour: int  # hours since the epoch
+    windows: int
+    hist: npt.NDArray[np.int64]
+    eligible: npt.NDArray[np.int64]  # those that passed the minimum deviation
+
+    @classmethod
+    def empty(cls, hour: int) -> HourScores:
+        return cls(hour, 0, np.zeros(N_SCORE_BINS, np.int64), np.zeros(N_SCORE_BINS, np.int64))
+
+    def add(self, badness: float, eligible: bool) -> None:
+        i = score_bin(badness)
+        self.windows += 1
+        self.hist[i] += 1
+        if eligible:
+            self.eligible[i] += 1
+
+    def merge(self, other: HourScores) -> None:
+        self.windows += other.windows
+        self.hist += other.hist
+        self.eligible += other.eligible
 
 
 def scores_from_hist(
