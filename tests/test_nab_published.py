@@ -22,6 +22,9 @@ from bench.nab import (
     optimise_threshold,
     score_alerts,
 )
+from bench.nab.harness import run_nab_eval
+from bench.nab.published import published_scores
+from bench.nab.report import render_table
 from bench.nab.sweep import normalise
 from tests.conftest import shared_path
 
@@ -116,3 +119,22 @@ def test_opsbot_novelty_beats_the_windowed_gaussian_on_the_real_corpus(
         b = optimise_threshold(theirs, labels, profile).score
         assert a > b + 10, (profile.name, a, b)
     assert all(np.all((s >= 0) & (s < 1)) for s in ours)
+
+
+def test_the_leaders_published_results_are_summed_over_the_files_present(
+    corpus_files: list[NabFile],
+) -> None:
+    keys = [f.key for f in corpus_files]
+    windows = sum(f.labels.scored_windows for f in corpus_files)
+    got = published_scores(keys, windows)
+    assert got is not None, "every shared file has a published row"
+    assert published_scores([*keys, "realTweets/Twitter_volume_AAPL.csv"], windows) is None
+    assert published_scores(keys, 0) is None
+    if len(keys) == 35:  # the shared subset, at the thresholds NAB's leaders chose on all 58
+        assert got["numenta"]["standard"] == pytest.approx(67.11, abs=0.01)
+        assert got["numenta"]["reward_low_FP_rate"] == pytest.approx(61.31, abs=0.01)
+        assert got["ARTime"]["standard"] == pytest.approx(67.54, abs=0.01)
+        assert got["ARTime"]["reward_low_FP_rate"] == pytest.approx(56.59, abs=0.01)
+    report = run_nab_eval(shared_path("nab"), [OpsbotNoveltyDetector()], progress=None)
+    caption = str(render_table(report).caption)
+    assert f"numenta {got['numenta']['standard']:.1f} / " in caption

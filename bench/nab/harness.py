@@ -113,6 +113,7 @@ def run_nab_eval(
         rows=sum(lab.n_rows for lab in labels),
         windows=sum(lab.scored_windows for lab in labels),
         detectors=results,
+        keys=tuple(f.key for f in files),
     )
     if scores_out is not None:
         write_scores(Path(scores_out), report, files, scores)

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.nab.published import published_scores
 from bench.nab.scoring import PROFILES, REWARD_LOW_FP, STANDARD
 
 __all__ = ["DetectorResult", "NabReport", "ProfileResult", "render_table"]
@@ -50,6 +51,7 @@ class NabReport:
     rows: int
     windows: int  # labelled windows with rows after probation: what null and perfect count
     detectors: tuple[DetectorResult, ...]
+    keys: tuple[str, ...] = ()  # the corpus' files, "folder/file.csv"
 
     def to_json(self) -> dict[str, Any]:
         """Per detector name: {"standard": float, "reward_low_FP_rate": float, ...}."""
@@ -64,10 +66,17 @@ class NabReport:
 
 def render_table(report: NabReport) -> Table:
     """One row per detector: both normalised scores, then the standard profile's details."""
+    caption = ("0 = detects nothing, 100 = every window at its left edge; "
+               "found, FPs (alert rows outside windows) and threshold: standard profile")
+    published = published_scores(report.keys, report.windows) if report.keys else None
+    if published:
+        leaders = ", ".join(f"{name} {s[STANDARD.name]:.1f} / {s[REWARD_LOW_FP.name]:.1f}"
+                            for name, s in published.items())
+        caption += (f". For scale, NAB's published results on these files (thresholds "
+                    f"optimised on all 58): {leaders}")
     table = Table(
         title=f"NAB: {report.files} files, {report.rows} rows, {report.windows} windows",
-        caption="0 = detects nothing, 100 = every window at its left edge; "
-        "found, FPs (alert rows outside windows) and threshold: standard profile",
+        caption=caption,
     )
     table.add_column("detector", no_wrap=True)
     table.add_column("standard", justify="right")
