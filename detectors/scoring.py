@@ -20,8 +20,8 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from detectors import _group_order
-from detectors._group_order import GroupOrder, chunks, dense_groups, ordered_bits
+from detectors._group_order import GroupOrder, chunks, dense_groups
+from detectors._window_keys import packed_window_order
 from detectors.baseline import Baseline
 from detectors.config import ScoringConfig
 from detectors.transforms import Transform
@@ -218,61 +218,11 @@ def _packed_order(
     d: FloatArray, k: IntArray, start: IntArray, window_ns: int, first: int, n_windows: int,
     table: BaselineTable,
 ) -> tuple[IntArray, IntArray, IntArray, GroupOrder] | None:
-    """Codes, groups, counts and the window order in one pass over the spans and one sort.
-
-    The sort key is (code | quantum | index), the code (key, window) itself standing in
-    for the group number (same order, absent codes hold no spans), and the quantum a
-    range-free `ordered_bits`, so the key is packed while each chunk is still in cache
-    instead of in passes of its own after the batch's groups and value range are known.
-    None (the caller takes the general path) where a key index lies outside the table,
-    a value is NaN, the code range is too wide to number by a bincount, or the bits
-    left for the value are fewer than MIN_VALUE_BITS.
-    """
-    n, bound = d.size, len(table) * n_windows
-    index_bits, code_bits = max(1, (n - 1).bit_length()), max(1, (bound - 1).bit_length())
-    value_bits = 64 - index_bits - code_bits
-    if value_bits < _group_order.MIN_VALUE_BITS or bound > max(4 * n, 1 << 16):
-        return None
-    code, key = np.empty(n, np.int64), np.empty(n, np.uint64)
-    per_code = np.zeros(bound, np.int64)
-    code_shift, index_shift = np.uint64(64 - code_bits), np.uint64(index_bits)
-    step = _group_order.CHUNK
-    offset, index = np.empty(step, np.int64), np.arange(step, dtype=np.uint64)
-    for part in chunks(n):
-        m = part.stop - part.start
-        c, o = code[part], offset[:m]
-        np.floor_divide(start[part], window_ns, out=c)
-        np.multiply(k[part], n_windows, out=o)
-        o -= first
-        c += o
-        try:
-            counted = np.bincount(c, minlength=bound)  # the chunk is in cache: count it now
-        except ValueError:  # a negative code: a key index below 0
-            return None
-        if counted.size > bound:  # a key index past the table
-            return None
-        per_code += counted
-        v = table.forward(d[part], k[part])  # not stored: `value_of` recomputes the few read
-        if math.isnan(v.min()):
-            return None
-        q = ordered_bits(v, value_bits)
-        q <<= index_shift
-        q |= index[:m]
-        q += np.uint64(part.start)  # the index bits of 0..m-1 are clear: adding is or-ing
-        top = np.left_shift(c.view(np.uint64), code_shift, out=o.view(np.uint64))
-        np.bitwise_or(q, top, out=key[part])
-    key.sort()
-    present = per_code > 0
-    number = np.cumsum(present, dtype=np.int64)
-    number -= 1
-    codes = np.flatnonzero(present).astype(np.int64)
-    group = np.take(number, code, out=code, mode="clip")  # in place: codes are in range
-
-    def value_of(i: IntArray) -> FloatArray:
-        return table.forward(d[i], k[i])
-
-    order = GroupOrder(np.zeros(0), key, index_bits, None, value_of)
-    return codes, group, per_code[codes], order
+    """Codes, groups, counts and the window order from one pass over the spans and one
+    sort (`detectors._window_keys`); None where the general path must take over."""
+    return packed_window_order(
+        d, k, start, window_ns, first, n_windows, len(table), table.forward
+    )
 
 
 def _codes_and_logs(
