@@ -1,9 +1,11 @@
 """The byte format of a saved `NoveltyStream`: no pickle, versioned, checksummed.
 
 Layout (little-endian): magic b"NVST", a format byte, the config as JSON (u32 length
-first), the fields in the order the stream writes them (int64, float64, optional int64
-as a flag byte and an int64, series as a u32 row count then an int64 clock column and
-float64 columns), and a CRC-32 of everything before it.
+first), the fields in the order the stream writes them, and a CRC-32 of everything
+before it. Fields: int64, float64, an optional int64 (a flag byte, then the value), a
+float64 column (u32 count, values) and a clock column (u32 count; then the first clock,
+the gcd of the steps and the steps divided by it, in the narrowest unsigned width that
+holds them: a regular series' clocks take a byte each).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import dataclasses
 import json
 import struct
 import zlib
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,13 @@ from detectors.novelty import NoveltyConfig
 __all__ = ["StateReader", "StateWriter", "config_fields"]
 
 MAGIC = b"NVST"
-_I64, _F64 = np.dtype("<i8"), np.dtype("<f8")
+_I64, _F64, _U64 = np.dtype("<i8"), np.dtype("<f8"), np.dtype("<u8")
+_STEP_WIDTHS: dict[int, np.dtype[Any]] = {
+    1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: _U64
+}
 _U32 = struct.Struct("<I")
 _FLAG = struct.Struct("<B")
+_CLOCK_HEAD = struct.Struct("<qQB")  # first clock, step unit, step width
 _CRC = struct.Struct("<I")
 
 
@@ -51,15 +56,23 @@ class StateWriter:
         self._parts.append(_FLAG.pack(value is not None))
         self.ints(0 if value is None else value)
 
-    def series(self, clocks: Iterable[int], columns: Sequence[Iterable[float]]) -> None:
-        """A clock column and float columns of the same length."""
-        packed_clocks = np.fromiter(clocks, dtype=_I64)
-        self._parts += [_U32.pack(packed_clocks.size), packed_clocks.tobytes()]
-        for column in columns:
-            packed = np.fromiter(column, dtype=_F64)
-            if packed.size != packed_clocks.size:
-                raise AssertionError("a saved series has columns of different lengths")
-            self._parts.append(packed.tobytes())
+    def column(self, values: Iterable[float]) -> None:
+        packed = np.fromiter(values, dtype=_F64)
+        self._parts += [_U32.pack(packed.size), packed.tobytes()]
+
+    def clocks(self, clocks: Collection[int]) -> None:
+        """Non-decreasing int64 clocks as steps of their common unit."""
+        self._parts.append(_U32.pack(len(clocks)))
+        if not clocks:
+            return
+        packed = np.fromiter(clocks, dtype=_I64, count=len(clocks))
+        steps = np.diff(packed).view(_U64)  # exact mod 2**64: the true steps are >= 0
+        unit = int(np.gcd.reduce(steps)) if steps.size else 0
+        units = steps // max(unit, 1)
+        biggest = int(units.max()) if units.size else 0
+        width = next(w for w in (1, 2, 4, 8) if biggest < 1 << (8 * w))
+        self._parts.append(_CLOCK_HEAD.pack(int(packed[0]), unit, width))
+        self._parts.append(units.astype(_STEP_WIDTHS[width]).tobytes())
 
     def finish(self) -> bytes:
         body = b"".join(self._parts)
@@ -71,9 +84,7 @@ class StateReader:
 
     def __init__(self, data: bytes, version: int, config: NoveltyConfig) -> None:
         data = bytes(data)
-        if len(data) < len(MAGIC) + _FLAG.size + _U32.size + _CRC.size or not data.startswith(
-            MAGIC
-        ):
+        if len(data) < len(MAGIC) + _FLAG.size + _CRC.size or not data.startswith(MAGIC):
             raise _corrupt("it does not start like a saved NoveltyStream")
         body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
         if zlib.crc32(body) != crc:
@@ -110,14 +121,26 @@ class StateReader:
             raise _corrupt("an optional field has a bad flag")
         return value if present else None
 
-    def series(self, width: int) -> tuple[deque[int], list[deque[float]]]:
+    def column(self) -> list[float]:
         (rows,) = self._unpack(_U32)
-        clocks: deque[int] = deque(np.frombuffer(self._take(8 * rows), dtype=_I64).tolist())
-        columns = [
-            deque[float](np.frombuffer(self._take(8 * rows), dtype=_F64).tolist())
-            for _ in range(width)
-        ]
-        return clocks, columns
+        values: list[float] = np.frombuffer(self._take(8 * rows), dtype=_F64).tolist()
+        return values
+
+    def clocks(self) -> list[int]:
+        (rows,) = self._unpack(_U32)
+        if rows == 0:
+            return []
+        first, unit, width = self._unpack(_CLOCK_HEAD)
+        if width not in _STEP_WIDTHS:
+            raise _corrupt(f"a clock column has step width {width}")
+        units = np.frombuffer(self._take(width * (rows - 1)), dtype=_STEP_WIDTHS[width])
+        steps = (units.astype(_U64) * np.uint64(unit)).view(_I64)  # wraps back exactly
+        clocks = np.empty(rows, dtype=_I64)
+        clocks[0] = first
+        np.cumsum(steps, out=clocks[1:])
+        clocks[1:] += clocks[0]
+        out: list[int] = clocks.tolist()
+        return out
 
     def finish(self) -> None:
         if self._at != len(self._data):

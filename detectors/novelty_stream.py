@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sized
 from dataclasses import dataclass, field
 
 from detectors._novelty_stream_codec import StateReader, StateWriter
@@ -214,18 +215,30 @@ class NoveltyStream:
     # ---- persistence -------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The whole state: a format byte, the config, scalars, then packed little-endian arrays."""
+        """The whole state: a format byte, the config, scalars, then packed columns.
+
+        The lag, smoothing and spread buffers each hold the latest rows of the series,
+        so one clock column serves all three; the spread sums, when its rows are among
+        the lag buffer's, are rebuilt from those values and only the first row's are kept.
+        """
         w = StateWriter(_FORMAT_VERSION, self.config)
         w.ints(self.rows, self._clock, self._clock0, self._run, self._longest)
         w.floats(self._x0, self._last, *self._smooth.sums, *self._spread_sums.sums)
         w.optional_int(self._lag_from)
-        w.series(self._lag_clocks, [self._lag_values])
-        for sums in (self._smooth, self._spread_sums):
-            columns = [[row[k] for row in sums.before] for k in range(len(sums.sums))]
-            w.series(sums.clocks, columns)
+        lag, smooth, spread = self._lag_clocks, self._smooth.clocks, self._spread_sums.clocks
+        w.clocks(max(lag, smooth, spread, key=len))
+        w.ints(len(lag), len(smooth), len(spread))
+        w.column(self._lag_values)
+        w.column(row[0] for row in self._smooth.before)
+        derived = len(spread) <= len(lag)
+        w.ints(derived)
+        kept = list(itertools.islice(self._spread_sums.before, 1 if derived else None))
+        w.column(row[0] for row in kept)
+        w.column(row[1] for row in kept)
         for window in self._windows():
             w.optional_int(window.nan_clock)
-            w.series(window.clocks, [window.values])
+            w.clocks(window.clocks)
+            w.column(window.values)
         return w.finish()
 
     @classmethod
@@ -241,16 +254,41 @@ class NoveltyStream:
         s._x0, s._last, smooth, spread, spread_sq = r.floats(5)
         s._smooth.sums, s._spread_sums.sums = [smooth], [spread, spread_sq]
         s._lag_from = r.optional_int()
-        s._lag_clocks, (s._lag_values,) = r.series(1)
-        for sums in (s._smooth, s._spread_sums):
-            sums.clocks, columns = r.series(len(sums.sums))
-            sums.before = deque(zip(*columns, strict=True))
+        recent = r.clocks()
+        lengths = r.ints(3)
+        if max(lengths) != len(recent) or min(lengths) < 0:
+            raise _inconsistent()
+        s._lag_clocks, s._smooth.clocks, s._spread_sums.clocks = (
+            deque(recent[len(recent) - n :]) for n in lengths
+        )
+        s._lag_values = deque(r.column())
+        s._smooth.before = deque((c,) for c in r.column())
+        (derived,) = r.ints(1)
+        spread_before: list[tuple[float, ...]] = list(zip(r.column(), r.column(), strict=True))
+        if derived:
+            spread_before = s._spread_before(spread_before[:1], lengths[2])
+        s._spread_sums.before = deque(spread_before)
         for window in s._windows():
             window.nan_clock = r.optional_int()
-            window.clocks, (window.values,) = r.series(1)
+            window.clocks, window.values = deque(r.clocks()), deque(r.column())
         r.finish()
         s._check_restored()
         return s
+
+    def _spread_before(self, first: list[tuple[float, ...]], rows: int) -> list[tuple[float, ...]]:
+        """The spread window's sums before each of its `rows` rows, from the first row's and
+        the values in the lag buffer: the additions `_WindowSums.add` made, redone."""
+        if len(first) != min(rows, 1) or rows > len(self._lag_values):
+            raise _inconsistent()
+        before = first
+        total, total_sq = first[0] if first else (0.0, 0.0)
+        for x in itertools.islice(self._lag_values, len(self._lag_values) - rows, None):
+            if len(before) == rows:
+                break
+            d = x - self._x0
+            total, total_sq = total + (d - 0.0), total_sq + (d * d - 0.0)
+            before.append((total, total_sq))
+        return before
 
     def _windows(self) -> list[_SlidingMax]:
         """Every monotonic deque, in the order they are saved."""
@@ -259,21 +297,29 @@ class NoveltyStream:
 
     def _check_restored(self) -> None:
         """Refuse a state no stream could have reached (the checksum passed, the content lies)."""
-        clock_lists = [self._lag_clocks, self._smooth.clocks, self._spread_sums.clocks]
-        clock_lists += [w.clocks for w in self._windows()]
+        buffers: list[tuple[deque[int], Sized]] = [
+            (self._lag_clocks, self._lag_values),
+            (self._smooth.clocks, self._smooth.before),
+            (self._spread_sums.clocks, self._spread_sums.before),
+        ]
+        buffers += [(w.clocks, w.values) for w in self._windows()]
         ok = self.rows >= 0 and self._clock >= self._clock0 and 0 <= self._run <= self.rows
         if self.rows == 0:
-            ok = ok and not any(clock_lists)
+            ok = ok and not any(clocks for clocks, _ in buffers)
         else:
             ok = ok and bool(self._smooth.clocks) and bool(self._spread_sums.clocks)
-        for clocks in clock_lists:
-            ordered = all(a <= b for a, b in itertools.pairwise(clocks))
-            ok = ok and ordered and (not clocks or clocks[-1] <= self._clock)
+        for clocks, values in buffers:
+            ok = ok and len(clocks) == len(values) and (not clocks or clocks[-1] <= self._clock)
+            ok = ok and all(a <= b for a, b in itertools.pairwise(clocks))
         if not ok:
-            raise ValueError(
-                "NoveltyStream.from_bytes: the saved state is inconsistent (corrupt data); "
-                "start a fresh NoveltyStream (its state rebuilds from the samples)"
-            )
+            raise _inconsistent()
+
+
+def _inconsistent() -> ValueError:
+    return ValueError(
+        "NoveltyStream.from_bytes: the saved state is inconsistent (corrupt data); "
+        "start a fresh NoveltyStream (its state rebuilds from the samples)"
+    )
 
 
 def _checked_sample(t_ns: int, value: float) -> tuple[int, float]:

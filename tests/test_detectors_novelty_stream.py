@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from bench.nab.corpus import NabCorpus
-from bench.nab.opsbot import NAB_NOVELTY
+from bench.nab.harness import default_detectors
+from bench.nab.opsbot import NAB_NOVELTY, OpsbotNoveltyDetector, OpsbotStreamDetector
 from detectors.novelty import (
     DAY_NS,
     NoveltyConfig,
@@ -159,12 +160,17 @@ def test_the_sliding_maximum_equals_the_batch_range_max_with_nan_and_inf() -> No
         np.testing.assert_array_equal(np.array(got), want)
 
 
-def test_every_file_of_the_nab_corpus_scores_the_same() -> None:
+def test_every_file_of_the_nab_corpus_scores_the_same_in_the_harness() -> None:
+    """NAB's "opsbot_stream" row (NoveltyStream, NAB_NOVELTY) equals "opsbot" file by file."""
+    names = [d.name for d in default_detectors()]
+    assert names[names.index("opsbot") + 1] == "opsbot_stream"
+    batch, stream = OpsbotNoveltyDetector(), OpsbotStreamDetector()
+    assert batch.config is stream.config is None  # both mean NAB_NOVELTY
     corpus = NabCorpus.open(shared_path("nab"))
     for key in corpus.keys:
         f = corpus.load(key)
-        want = novelty_scores(f.timestamps_ns, f.values, NAB_NOVELTY)
-        got = _stream(f.timestamps_ns, f.values, NAB_NOVELTY)
+        want = batch.score_series(f.timestamps_ns, f.values)
+        got = stream.score_series(f.timestamps_ns, f.values)
         np.testing.assert_array_equal(got, want, err_msg=key)
         np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64), err_msg=key)
 
@@ -196,7 +202,31 @@ def test_a_restored_stream_continues_like_one_never_stopped() -> None:
     stuck = int(np.flatnonzero(stuck_runs(values, SHORT.stuck_min_samples))[0])
     cuts = [0, 1, 2, 287, 288, 289, alert + 1, alert + 2, stuck, stuck + 1, 2000, 2999]
     _resumed(ts, values, SHORT, cuts)
-    _resumed(ts, values, NoveltyConfig(), cuts)
+    _resumed(ts, values, NAB_NOVELTY, cuts)
+
+
+def test_a_restored_irregular_series_continues_too() -> None:
+    """Uneven steps, a jump of years and a spread window longer than the seasonal period
+    (its sums are then saved in full, not rebuilt from the lag buffer)."""
+    rng = np.random.default_rng(8)
+    ts = T0_NS + np.cumsum(rng.integers(0, 7 * MINUTE_NS, 4000))
+    ts[3000:] += 5 * 365 * DAY_NS
+    ts[3500:] -= 3 * HOUR_NS
+    values = 1e6 + np.cumsum(rng.normal(0, 1, 4000))
+    long_spread = NoveltyConfig(**{**_fields(SHORT), "spread_window_s": 2.5 * 86400.0})
+    cuts = [0, 1, 5, 700, 1500, 2999, 3000, 3001, 3500, 3999]
+    for config in (SHORT, long_spread):
+        _resumed(ts, values, config, cuts)
+
+
+def test_the_saved_state_of_a_minute_series_stays_compact() -> None:
+    """Three days of minutes: about a day of values (the seasonal lag) and the smoothing sums,
+    8 bytes each, with the clocks at a byte a row; packed raw it would be some 80 kB."""
+    ts, values = _daily(3 * 1440, seed=5, step_ns=MINUTE_NS)
+    stream = NoveltyStream(NAB_NOVELTY)
+    for t, v in zip(ts, values, strict=True):
+        stream.update(int(t), float(v))
+    assert len(stream.to_bytes()) < 35_000
 
 
 def test_restoring_under_another_config_is_refused_with_the_fields_named() -> None:
@@ -227,7 +257,7 @@ def test_corrupt_truncated_or_foreign_bytes_are_refused() -> None:
         "checksum": [bytes(flipped), data[:-1], data[: len(data) // 2], data + b"\0"],
         "does not start like": [b"", b"NVST", b"PK\x03\x04" + data[4:]],
         "format version 9": [_recrc(data[:4] + b"\x09" + data[5:-4])],
-        "inconsistent": [_recrc(_with_rows(data[:-4], -5))],
+        "inconsistent": [_recrc(_with_rows(data[:-4], -5)), _recrc(_with_rows(data[:-4], 0))],
         "left over": [_recrc(data[:-4] + b"\0")],
     }
     for message, broken in cases.items():

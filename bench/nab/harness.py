@@ -17,7 +17,7 @@ import numpy.typing as npt
 from rich.console import Console
 
 from bench.nab.corpus import NabCorpus, NabFile
-from bench.nab.opsbot import OpsbotDetector, OpsbotNoveltyDetector
+from bench.nab.opsbot import OpsbotDetector, OpsbotNoveltyDetector, OpsbotStreamDetector
 from bench.nab.protocol import SeriesDetector, checked_scores
 from bench.nab.reference import (
     HourOfWeekZScoreDetector,
@@ -70,9 +70,11 @@ def stderr_progress(event: FileProgress) -> None:
 
 
 def default_detectors() -> list[SeriesDetector]:
-    """opsbot's detectors (novelty, then the streaming z path) and the references, in order."""
+    """opsbot's detectors (novelty batch and streamed, then the streaming z path) and the
+    references, in order."""
     return [
         OpsbotNoveltyDetector(),
+        OpsbotStreamDetector(),
         OpsbotDetector(),
         WindowedGaussianDetector(),
         HourOfWeekZScoreDetector(),

@@ -3,6 +3,9 @@
 - `OpsbotNoveltyDetector` ("opsbot"): `detectors.novelty.novelty_scores` with the
   NAB configuration `NAB_NOVELTY` (level, daily-residual, spread and stuck-run
   novelty, one alert per excursion). The harness's default opsbot entry.
+- `OpsbotStreamDetector` ("opsbot_stream"): the same scorer fed one sample at a time
+  through `detectors.novelty_stream.NoveltyStream`, as the product watches a series;
+  its scores equal "opsbot"'s exactly, so its row shows the streaming path's cost.
 - `OpsbotDetector` ("opsbot_zscore"): the streaming baseline z of
   `detectors.score_series`, the engine's per-sample path, kept for comparison.
 
@@ -26,6 +29,7 @@ __all__ = [
     "OpsbotDetector",
     "OpsbotDetectorUnavailable",
     "OpsbotNoveltyDetector",
+    "OpsbotStreamDetector",
     "z_to_unit",
 ]
 
@@ -137,3 +141,25 @@ class OpsbotNoveltyDetector:
             ) from exc
         config = NAB_NOVELTY if self.config is None else self.config
         return np.asarray(novelty_scores(timestamps_ns, values, config), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsbotStreamDetector:
+    """`OpsbotNoveltyDetector` row by row through `NoveltyStream`; `config` None means
+    `NAB_NOVELTY`."""
+
+    name: str = "opsbot_stream"
+    config: Any = None
+
+    def score_series(self, timestamps_ns: IntArray, values: FloatArray) -> FloatArray:
+        try:
+            from detectors.novelty_stream import NoveltyStream
+        except ImportError as exc:
+            raise OpsbotDetectorUnavailable(
+                "the NAB harness needs detectors.novelty_stream.NoveltyStream; "
+                f"import failed: {exc}"
+            ) from exc
+        stream = NoveltyStream(NAB_NOVELTY if self.config is None else self.config)
+        update = stream.update
+        rows = zip(np.asarray(timestamps_ns).tolist(), np.asarray(values).tolist(), strict=True)
+        return np.array([update(t, x) for t, x in rows], dtype=np.float64)
