@@ -113,38 +113,51 @@ class GroupOrder:
         key.sort()
         return cls(values, key, index_bits, None)
 
-    def at(self, positions: IntArray) -> FloatArray:
-        """The values at these positions of the (group, value) order, exactly.
+    def at(self, positions: IntArray, width: int = 1) -> FloatArray:
+        """The values at positions + j of the (group, value) order, exactly: row j of
+        the result, for j < width (a position past the end reads the last value).
 
         A position alone in its quantum holds the right value: the quantiser is
         monotone, so everything before it in the group is strictly smaller and
         everything after strictly larger. Where neighbours share the quantum (their
         order is by span index), that run is sorted by value and read at the offset.
+        One gather reads each position's keys with a neighbour on either side: a
+        width of 2 reads a quantile's two order statistics from four keys, not six.
         """
+        size = self.key.size if self.two_sorts is None else self.two_sorts.size
+        rows = positions + np.arange(-1, width + 1)[:, None]
+        np.clip(rows, 0, size - 1, out=rows)
         if self.two_sorts is not None:
-            return self.two_sorts[positions]
-        key, shift = self.key, np.uint64(self.index_bits)
-        mask = np.uint64((1 << self.index_bits) - 1)
-        out = self._values(np.bitwise_and(key[positions], mask).view(np.int64))
-        prefix = key[positions] >> shift
-        before = key[np.maximum(positions - 1, 0)] >> shift
-        after = key[np.minimum(positions + 1, key.size - 1)] >> shift
-        shared = ((positions > 0) & (before == prefix)) | (
-            (positions < key.size - 1) & (after == prefix)
+            out: FloatArray = self.two_sorts[rows[1:-1]]
+            return out if width > 1 else out[0]
+        shift, mask = np.uint64(self.index_bits), np.uint64((1 << self.index_bits) - 1)
+        keys = self.key[rows]
+        index = np.bitwise_and(keys[1:-1], mask).view(np.int64)
+        out = self._values(index.ravel()).reshape(width, -1)
+        prefix = keys >> shift
+        mid = rows[1:-1]
+        shared = ((prefix[1:-1] == prefix[:-2]) & (mid != rows[:-2])) | (
+            (prefix[1:-1] == prefix[2:]) & (mid != rows[2:])
         )
         amb = np.flatnonzero(shared)
         if amb.size:
-            runs, which = np.unique(prefix[amb], return_inverse=True)
-            starts = np.searchsorted(key, runs << shift, side="left")
-            stops = np.searchsorted(key, (runs << shift) | mask, side="right")
-            lengths = stops - starts
-            first = np.cumsum(lengths) - lengths  # where each run starts once concatenated
-            members = np.repeat(starts - first, lengths) + np.arange(lengths.sum())
-            vals = self._values(np.bitwise_and(key[members], mask).view(np.int64))
-            vals = vals[np.lexsort((vals, np.repeat(np.arange(runs.size), lengths)))]
-            out[amb] = vals[first[which] + positions[amb] - starts[which]]
-        return out
+            out.ravel()[amb] = self._resolve(mid.ravel()[amb], prefix[1:-1].ravel()[amb])
+        return out if width > 1 else out[0]
 
+    def _resolve(self, positions: IntArray, prefix: UIntArray) -> FloatArray:
+        """Values at positions whose quantum (prefix) other keys share: each run sorted."""
+        key, shift = self.key, np.uint64(self.index_bits)
+        mask = np.uint64((1 << self.index_bits) - 1)
+        runs, which = np.unique(prefix, return_inverse=True)
+        starts = np.searchsorted(key, runs << shift, side="left")
+        stops = np.searchsorted(key, (runs << shift) | mask, side="right")
+        lengths = stops - starts
+        first = np.cumsum(lengths) - lengths  # where each run starts once concatenated
+        members = np.repeat(starts - first, lengths) + np.arange(lengths.sum())
+        vals = self._values(np.bitwise_and(key[members], mask).view(np.int64))
+        vals = vals[np.lexsort((vals, np.repeat(np.arange(runs.size), lengths)))]
+        resolved: FloatArray = vals[first[which] + positions - starts[which]]
+        return resolved
 
     def _values(self, index: IntArray) -> FloatArray:
         return self.values[index] if self.value_of is None else self.value_of(index)

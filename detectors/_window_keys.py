@@ -22,14 +22,14 @@ __all__ = ["packed_window_order"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 UIntArray = npt.NDArray[np.uint64]
-Forward = Callable[[FloatArray, IntArray], FloatArray]  # BaselineTable.forward
+ValuesAt = Callable[[IntArray], FloatArray]  # transformed durations of the spans at indices
 
 _INF_BITS = int(np.float64(np.inf).view(np.uint64))  # above it: NaN; above 2**63: sign set
 
 
 def packed_window_order(
     d: FloatArray, k: IntArray, start: IntArray, window_ns: int, first: int, n_windows: int,
-    n_keys: int, forward: Forward,
+    n_keys: int, values_at: ValuesAt,
 ) -> tuple[IntArray, IntArray, IntArray, GroupOrder] | None:
     """Codes present, each span's group, group sizes, and the order within groups.
 
@@ -53,11 +53,7 @@ def packed_window_order(
             return None
     key.sort()
     codes, group, counts = _numbering(key, code, bound, packer.code_shift)
-
-    def value_of(i: IntArray) -> FloatArray:
-        return forward(d[i], k[i])
-
-    return codes, group, counts, GroupOrder(np.zeros(0), key, index_bits, None, value_of)
+    return codes, group, counts, GroupOrder(np.zeros(0), key, index_bits, None, values_at)
 
 
 class _ChunkPacker:

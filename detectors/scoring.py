@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._group_order import GroupOrder, chunks, dense_groups
-from detectors._window_keys import packed_window_order
+from detectors._window_keys import ValuesAt, packed_window_order
 from detectors.baseline import Baseline
 from detectors.config import ScoringConfig
 from detectors.transforms import Transform
@@ -139,17 +139,17 @@ class WindowScores:
 def _group_quantiles(
     order: GroupOrder, starts: IntArray, counts: IntArray, qs: tuple[float, ...]
 ) -> list[FloatArray]:
-    """np.quantile(..., method='linear') of every group of `order` at each q, reading all
-    the order statistics in one `GroupOrder.at` (one gather, one resolution of shared quanta)."""
+    """np.quantile(..., method='linear') of every group of `order` at each q, reading the
+    two order statistics of every quantile in one `GroupOrder.at` (one gather, one
+    resolution of shared quanta)."""
     m, last = counts.size, counts - 1
     pos = [q * last.astype(np.float64) for q in qs]
     lo = [np.floor(p).astype(np.int64) for p in pos]
-    hi = [np.minimum(low + 1, last) for low in lo]
-    values = order.at(np.concatenate([starts + i for i in (*lo, *hi)]))
+    pairs = order.at(np.concatenate([starts + low for low in lo]), width=2)
     out: list[FloatArray] = []
     for j, (p, low) in enumerate(zip(pos, lo, strict=True)):
-        a = values[j * m : (j + 1) * m]
-        b = values[(len(qs) + j) * m : (len(qs) + j + 1) * m]
+        a, after = pairs[0, j * m : (j + 1) * m], pairs[1, j * m : (j + 1) * m]
+        b = np.where(low < last, after, a)  # the upper statistic is the lower one at the end
         out.append(a + (p - low) * (b - a))
     return out
 
@@ -221,8 +221,21 @@ def _packed_order(
     """Codes, groups, counts and the window order from one pass over the spans and one
     sort (`detectors._window_keys`); None where the general path must take over."""
     return packed_window_order(
-        d, k, start, window_ns, first, n_windows, len(table), table.forward
+        d, k, start, window_ns, first, n_windows, len(table), _transformed_at(d, k, table)
     )
+
+
+def _transformed_at(d: FloatArray, k: IntArray, table: BaselineTable) -> ValuesAt:
+    """Transformed durations of chosen spans: the few order statistics read after the sort.
+
+    Their key indices are read only where the table mixes transforms: after the sort
+    each read of a million-span array at a random index is a cache miss.
+    """
+    kinds = table.transform
+    if kinds.size and (kinds == kinds[0]).all():
+        transform = _TRANSFORMS[int(kinds[0])]
+        return lambda i: transform.forward(d[i])
+    return lambda i: table.forward(d[i], k[i])
 
 
 def _codes_and_logs(
