@@ -126,18 +126,20 @@ class GroupOrder:
         """
         size = self.key.size if self.two_sorts is None else self.two_sorts.size
         rows = positions + np.arange(-1, width + 1)[:, None]
+        has_before, has_after = rows[:-2] >= 0, rows[2:] < size
         np.clip(rows, 0, size - 1, out=rows)
+        mid = rows[1:-1]
         if self.two_sorts is not None:
-            out: FloatArray = self.two_sorts[rows[1:-1]]
+            out: FloatArray = self.two_sorts[mid]
             return out if width > 1 else out[0]
         shift, mask = np.uint64(self.index_bits), np.uint64((1 << self.index_bits) - 1)
         keys = self.key[rows]
         index = np.bitwise_and(keys[1:-1], mask).view(np.int64)
         out = self._values(index.ravel()).reshape(width, -1)
         prefix = keys >> shift
-        mid = rows[1:-1]
-        shared = ((prefix[1:-1] == prefix[:-2]) & (mid != rows[:-2])) | (
-            (prefix[1:-1] == prefix[2:]) & (mid != rows[2:])
+        # past the end, a row and its neighbour are both the last key: resolved, so exact
+        shared = (has_before & (prefix[1:-1] == prefix[:-2])) | (
+            has_after & (prefix[1:-1] == prefix[2:])
         )
         amb = np.flatnonzero(shared)
         if amb.size:

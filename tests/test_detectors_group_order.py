@@ -74,6 +74,26 @@ def test_two_sort_fallback_and_single_value(monkeypatch: pytest.MonkeyPatch) -> 
     assert sorted_within_groups(np.array([2.5]), np.array([0]), 1).tolist() == [2.5]
 
 
+@pytest.mark.parametrize("n_value_bits", [None, 63])  # the packed sort, then two sorts
+def test_reading_runs_of_two_positions(n_value_bits: int | None,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """at(positions, width=2): the values at p and p + 1 (the last value past the end)."""
+    if n_value_bits is not None:
+        monkeypatch.setattr(_group_order, "MIN_VALUE_BITS", n_value_bits)
+    rng = np.random.default_rng(9)
+    values = np.append(rng.normal(0, 1, 2999), 1e300)  # collisions: few quanta for the rest
+    values[::5] = np.round(values[::5])  # exact ties
+    group = rng.integers(0, 30, values.size)
+    want = lexsorted(values, group)
+    order = _group_order.GroupOrder.of(values, group, 30)
+    positions = np.array([0, 1, 7, 1500, values.size - 2, values.size - 1])
+    got = order.at(positions, width=2)
+    assert got.shape == (2, positions.size)
+    assert np.array_equal(got[0], want[positions])
+    assert np.array_equal(got[1], want[np.minimum(positions + 1, values.size - 1)])
+    assert np.array_equal(order.at(positions), want[positions])
+
+
 @pytest.mark.parametrize("spread", [10, 10**7, 10**12])  # bincount numbering, then np.unique
 def test_dense_groups_equal_unique(spread: int) -> None:
     code = np.random.default_rng(spread).integers(0, spread, 5000)
