@@ -168,7 +168,8 @@ def _delegate(module: str, func: str, issue: str, **kwargs: object) -> None:
 @app.command()
 def recalc(
     scope: Annotated[
-        str, typer.Argument(help="a key (service:operation), a service, or all")
+        str, typer.Argument(help="a span key (service:operation), a metric series "
+                                 "(name{label=\"value\"}), a service, or all")
     ] = "all",
     config: ConfigOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would change")] = False,
