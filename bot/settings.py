@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         600.0, ge=0, description="an anomaly resolves after this long without anomalous windows")
     lifecycle_cooldown_s: float = Field(
         1800.0, ge=0, description="no re-open of the same key for this long after a resolve")
+    novelty_enabled: bool = Field(
+        True, description="metric series: a value beyond its own history's range opens at once")
+    novelty_threshold: float = Field(
+        0.02, gt=0, le=1, description="... when its novelty score reaches this (0..1)")
+    novelty_min_z: float = Field(
+        3.0, ge=0, description="... and its hour-of-week z (warm baseline) reaches this")
+    novelty_severity: int = Field(
+        3, ge=1, le=5, description="... with this severity (or the z path's, if higher)")
+    novelty_min_history_s: float = Field(
+        2 * 86400.0, ge=0, description="... once the series is at least this old")
     grouping_max_hops: int = Field(
         2, ge=0, description="anomalies at most this many call-graph hops apart form an incident")
     grouping_overlap_slack_s: float = Field(
@@ -217,7 +227,8 @@ class Settings(BaseSettings):
         """The detection settings as the detectors' own config (the rest: its defaults)."""
         from detectors.config import DetectorConfig
 
-        sections = ("baseline_", "scoring_", "severity_", "level_shift_", "lifecycle_", "grouping_")
+        sections = ("baseline_", "scoring_", "severity_", "level_shift_", "lifecycle_", "grouping_",
+                    "novelty_")
         flat = {k: v for k, v in self.model_dump().items() if k.startswith(sections)}
         return DetectorConfig.from_flat(flat)
 

@@ -22,6 +22,7 @@ __all__ = [
     "LevelShiftConfig",
     "LatencyModel",
     "LifecycleConfig",
+    "NoveltyGateConfig",
     "ScoringConfig",
     "SeverityConfig",
     "WarmupGate",
@@ -226,6 +227,33 @@ class LifecycleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NoveltyGateConfig:
+    """The second signal of a metric series: its value leaves the range of its own history.
+
+    Scored by `detectors.novelty_stream.NoveltyStream` (level, daily residual, spread and
+    stuck runs, one score per excursion; windows are `NoveltyConfig`'s defaults). A
+    sample whose novelty reaches `threshold` while its hour-of-week z is at least
+    `min_z` (a warm baseline, so a young series stays quiet) opens an anomaly at once
+    with severity `severity`, or the z path's own if that is higher.
+    """
+
+    enabled: bool = True
+    # score = e / (1 + e), e = excess over the past range in units of that range: 0.02
+    # is a value 2% of its history's range beyond it (NAB: 65.4 / 61.8 at 0.02 fixed)
+    threshold: float = 0.02
+    min_z: float = 3.0  # the SEV5 score floor: unusual for its hour as well
+    severity: int = 3
+    # a range is a history only once the series has one: no novelty opens before this age
+    min_history_s: float = 2 * DAY_S
+
+    def __post_init__(self) -> None:
+        _check("novelty_threshold", self.threshold, 1e-9, 1.0)
+        _check("novelty_min_z", self.min_z, 0.0, math.inf)
+        _check("novelty_severity", self.severity, 1, 5)
+        _check("novelty_min_history_s", self.min_history_s, 0.0, 3650 * DAY_S)
+
+
+@dataclass(frozen=True, slots=True)
 class GroupingConfig:
     """Which anomalies form one incident."""
 
@@ -253,6 +281,7 @@ class DetectorConfig:
     level_shift: LevelShiftConfig = field(default_factory=LevelShiftConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    novelty: NoveltyGateConfig = field(default_factory=NoveltyGateConfig)
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any]) -> DetectorConfig:

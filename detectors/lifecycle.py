@@ -3,7 +3,8 @@
 A pure state machine fed with decided windows (`observe`) and the passing of
 time (`tick`); it returns events and never does IO. Rules:
 - open when `open_k` of the last `open_n` windows carry a severity (missing
-  windows count as quiet) and the key is not cooling down;
+  windows count as quiet) and the key is not cooling down, or at once on a
+  decisive window (a metric value beyond its series' whole recent range);
 - while open, a window with a severity or a score >= `sustain_score`
   (hysteresis) keeps it alive and may raise its peak or add exemplars;
 - resolve `quiet_period_s` after the last such window;
@@ -111,8 +112,12 @@ class AnomalyTracker:
         score: float,
         decision: SeverityDecision | None,
         exemplars: Sequence[str] = (),
+        decisive: bool = False,
     ) -> list[AnomalyEvent]:
-        """One decided window starting at t: its badness, its severity decision (or None)."""
+        """One decided window starting at t: its badness, its severity decision (or None).
+
+        A `decisive` window with a decision opens the anomaly by itself (outside a cooldown).
+        """
         if self.last_ns is not None and t_ns <= self.last_ns:
             return []
         events = self.tick(t_ns)
@@ -126,7 +131,8 @@ class AnomalyTracker:
         ]
         self.recent = (self.recent + [_Recent(t_ns, decision)])[-self.config.open_n :]
         hits = [(r.t_ns, r.decision) for r in self.recent if r.decision is not None]
-        if len(hits) >= self.config.open_k and t_ns >= self.cooldown_until_ns:
+        enough = len(hits) >= self.config.open_k or (decisive and decision is not None)
+        if enough and t_ns >= self.cooldown_until_ns:
             events.append(self._open(t_ns, hits, exemplars))
         return events
 

@@ -38,6 +38,22 @@ def test_opens_on_k_of_n_windows_and_keeps_the_trigger() -> None:
     assert a.exemplars == ("trace3",) and tr.state == "open"
 
 
+def test_a_decisive_window_opens_at_once_but_not_in_a_cooldown() -> None:
+    tr = AnomalyTracker("cpu{host=a}", CFG, 60)
+    feed(tr, 0, 5.0, Severity.SEV4)
+    (ev,) = tr.observe(1 * M, 3.0, hit(3.0, Severity.SEV3), decisive=True)
+    assert ev.kind == "opened" and ev.anomaly.opened_ns == 0  # the earlier hit counts too
+    assert ev.anomaly.severity == Severity.SEV3
+    assert tr.observe(2 * M, 0.0, None, decisive=True) == []  # no decision: nothing to open
+    tr2 = AnomalyTracker("cpu{host=b}", CFG, 60)
+    assert tr2.observe(0, 0.0, None, decisive=True) == []
+    (ev,) = tr2.observe(1 * M, 9.0, hit(9.0), decisive=True)
+    resolved = tr2.tick(ev.t_ns + int(CFG.quiet_period_s * 1e9))
+    assert [e.kind for e in resolved] == ["resolved"] and tr2.state == "cooldown"
+    in_cooldown = resolved[0].t_ns + M
+    assert tr2.observe(in_cooldown, 9.0, hit(9.0), decisive=True) == []
+
+
 def test_missing_windows_count_as_quiet() -> None:
     tr = AnomalyTracker("k", CFG, 60)
     feed(tr, 0, 5.0, Severity.SEV3)

@@ -35,6 +35,7 @@ from bench.nab import (
     sweep,
 )
 from bench.nab.corpus import window_rows
+from bench.nab.opsbot import OpsbotMetricDetector, OpsbotStreamDetector
 from bench.nab.scoring import probation_length, scaled_sigmoid
 from tests.conftest import shared_path
 from tests.nab_support import FIVE_MIN_NS, T0_NS, daily_series
@@ -197,6 +198,8 @@ def _detectors() -> list[SeriesDetector]:
         small_forest,
         OpsbotDetector(),
         OpsbotNoveltyDetector(),
+        OpsbotStreamDetector(),
+        OpsbotMetricDetector(),
     ]
 
 
@@ -208,12 +211,15 @@ _DETECTOR_IDS = [
     "forest_small",
     "opsbot_zscore",
     "opsbot_novelty",
+    "opsbot_stream",
+    "opsbot_metric",
 ]
 
 
 @pytest.mark.parametrize("detector", _detectors(), ids=_DETECTOR_IDS)
 def test_every_detector_is_causal_and_scores_in_the_unit_interval(detector: SeriesDetector) -> None:
     ts, values = daily_series(3000)
+    values[2000] += 100  # a value beyond the whole history: even opsbot_metric's alerts fire
     try:
         full = detector.score_series(ts, values)
     except OpsbotDetectorUnavailable as exc:

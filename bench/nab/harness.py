@@ -17,7 +17,12 @@ import numpy.typing as npt
 from rich.console import Console
 
 from bench.nab.corpus import NabCorpus, NabFile
-from bench.nab.opsbot import OpsbotDetector, OpsbotNoveltyDetector, OpsbotStreamDetector
+from bench.nab.opsbot import (
+    OpsbotDetector,
+    OpsbotMetricDetector,
+    OpsbotNoveltyDetector,
+    OpsbotStreamDetector,
+)
 from bench.nab.protocol import SeriesDetector, checked_scores
 from bench.nab.reference import (
     HourOfWeekZScoreDetector,
@@ -75,6 +80,7 @@ def default_detectors() -> list[SeriesDetector]:
     return [
         OpsbotNoveltyDetector(),
         OpsbotStreamDetector(),
+        OpsbotMetricDetector(),
         OpsbotDetector(),
         WindowedGaussianDetector(),
         HourOfWeekZScoreDetector(),

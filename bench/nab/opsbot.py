@@ -6,6 +6,8 @@
 - `OpsbotStreamDetector` ("opsbot_stream"): the same scorer fed one sample at a time
   through `detectors.novelty_stream.NoveltyStream`, as the product watches a series;
   its scores equal "opsbot"'s exactly, so its row shows the streaming path's cost.
+- `OpsbotMetricDetector` ("opsbot_metric"): the engine's whole metric-series path
+  (`bot.detection.metric_series`), the alerts `opsbot run` would open.
 - `OpsbotDetector` ("opsbot_zscore"): the streaming baseline z of
   `detectors.score_series`, the engine's per-sample path, kept for comparison.
 
@@ -28,6 +30,7 @@ __all__ = [
     "NAB_NOVELTY",
     "OpsbotDetector",
     "OpsbotDetectorUnavailable",
+    "OpsbotMetricDetector",
     "OpsbotNoveltyDetector",
     "OpsbotStreamDetector",
     "z_to_unit",
@@ -163,3 +166,33 @@ class OpsbotStreamDetector:
         update = stream.update
         rows = zip(np.asarray(timestamps_ns).tolist(), np.asarray(values).tolist(), strict=True)
         return np.array([update(t, x) for t, x in rows], dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsbotMetricDetector:
+    """What `opsbot run` does with a metric series, row by row: the engine's
+    `MetricSeriesDetection` (hour-of-week z path, severity floors, the novelty gate,
+    lifecycle with cooldowns) on its default config. Scores are 1.0 on the rows where an
+    anomaly opens and 0 elsewhere: the product's own alert decisions, so the harness's
+    threshold sweep has nothing to tune. The step (one sample per series per step, what
+    the Prometheus poller asks for) is the file's median sampling interval, as if polled
+    at that step. `config` None means `DetectorConfig()`."""
+
+    name: str = "opsbot_metric"
+    config: Any = None
+
+    def score_series(self, timestamps_ns: IntArray, values: FloatArray) -> FloatArray:
+        from bot.detection.metric_series import MetricPoint, MetricSeriesDetection
+        from detectors.config import DetectorConfig
+
+        ts = np.asarray(timestamps_ns, dtype=np.int64)
+        step_s = max(1, round(float(np.median(np.diff(ts))) / 1e9)) if ts.size > 1 else 60
+        config = DetectorConfig() if self.config is None else self.config
+        detection = MetricSeriesDetection(config, step_s=step_s)
+        out = np.zeros(len(values), dtype=np.float64)
+        rows = zip(ts.tolist(), np.asarray(values).tolist(), strict=True)
+        for i, (t, x) in enumerate(rows):
+            events = detection.observe([MetricPoint("nab_value", {}, t, x)])
+            if any(ev.kind == "opened" for ev, _ in events):
+                out[i] = 1.0
+        return out

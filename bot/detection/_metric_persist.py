@@ -43,7 +43,7 @@ async def load(engine: DetectionEngine) -> None:
         metrics.restore(SeriesSnapshot(
             info.name, info.service, info.operation, st.transform, partials[st.series_id],
             st.clock_hour, st.pending, st.first_seen_ns, st.anchor_ns, st.last_sample_ns,
-            st.tracker, st.shift))
+            st.tracker, st.shift, novelty=st.novelty))
         engine.series_ids[info.name] = info.id
     for sid, (data, _computed) in (await store.load_thresholds()).items():
         if sid in series:  # a series with history but no state yet still gets its own
@@ -81,7 +81,7 @@ async def _write(
                                 sc.eligible) for sc in s.scores]
         states.append(MetricStateRow(sid, s.transform, s.first_seen_ns, s.anchor_ns,
                                      s.last_sample_ns, s.clock_hour, s.pending, s.tracker,
-                                     s.shift))
+                                     s.shift, s.novelty))
     await engine.store.save_metric_step(
         aggs, states, now_ns, {CURSOR_PREFIX + k: str(v) for k, v in cursors.items()}, scores)
 

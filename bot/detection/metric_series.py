@@ -7,14 +7,19 @@ baseline of the hours before it, decided with the metric direction and minimum
 deviation, then learnt. A sample is its own window (the scrape step). Its badness
 goes into the series' hourly score histograms, from which the recalculation sets
 the series' own severity thresholds (`thresholds`; the floors until it has
-history). `snapshots` hands the store what changed since the last save (folded
-hours, the unfolded values of the current hour, score histograms, trackers) and
-`restore` puts a series back exactly there, so a restart resumes warm.
+history). A second signal runs beside the z path: each series' `NoveltyStream`
+(the novelty scorer `opsbot eval nab` measures) says when a value leaves the range
+of the series' own history; such a sample, if its z also reaches `novelty.min_z`,
+opens an anomaly at once (`config.novelty`). `snapshots` hands the store what
+changed since the last save (folded hours, the unfolded values of the current
+hour, score histograms, trackers, the novelty state) and `restore` puts a series
+back exactly there, so a restart resumes warm.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,8 +33,17 @@ from detectors.config import DetectorConfig
 from detectors.level_shift import LevelShiftTracker
 from detectors.lifecycle import AnomalyEvent, AnomalyTracker
 from detectors.metric_aggregate import MetricAggregate
+from detectors.novelty import NoveltyConfig
+from detectors.novelty_stream import NoveltyStream
 from detectors.series import SeriesDetector
-from detectors.severity import SeverityThresholds, badness, compute_thresholds, deviation_ok
+from detectors.severity import (
+    Severity,
+    SeverityDecision,
+    SeverityThresholds,
+    badness,
+    compute_thresholds,
+    deviation_ok,
+)
 from detectors.transforms import Transform, transform_for_metric, unit_for_metric
 
 __all__ = [
@@ -40,6 +54,8 @@ __all__ = [
     "SeriesSnapshot",
     "series_name",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Sample(Protocol):
@@ -136,6 +152,7 @@ class SeriesSnapshot:
     tracker: dict[str, Any] | None
     shift: dict[str, Any] | None
     scores: list[HourScores] = field(default_factory=list)  # scored since the last save
+    novelty: bytes | None = None  # NoveltyStream state; None: unchanged since the last save
 
 
 class MetricSeriesDetection:
@@ -159,6 +176,8 @@ class MetricSeriesDetection:
         self._dirty: dict[str, int] = {}  # key -> first hour whose partial changed since a save
         self._saved_trackers: dict[str, str] = {}  # key -> JSON of trackers at the last save
         self._scores: dict[str, dict[int, HourScores]] = {}  # key -> hour -> unsaved scores
+        self.novelty: dict[str, NoveltyStream] = {}
+        self.novelty_config = NoveltyConfig()  # the windows `opsbot eval nab` measures
 
     def observe(self, points: Iterable[Sample]) -> list[tuple[AnomalyEvent, dict[str, Any]]]:
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
@@ -181,6 +200,7 @@ class MetricSeriesDetection:
         first = h if clock is None else min(h, clock)  # this hour, or the one it folds
         self._dirty[key] = min(self._dirty.get(key, first), first)
         self.last_sample_ns[key] = max(self.last_sample_ns.get(key, p.ts_ns), p.ts_ns)
+        novelty = self._novelty_score(key, t, v)
         z = det.score_one(t, v)
         events: list[tuple[AnomalyEvent, dict[str, Any]]] = []
         if not math.isnan(z):
@@ -193,6 +213,11 @@ class MetricSeriesDetection:
             self._record_score(key, h, bad, ok)
             th = self.thresholds.get(key, self.default_thresholds)
             decision = th.classify(bad) if ok else None
+            age_ns = t - (det.first_seen_ns if det.first_seen_ns is not None else t)
+            new_range = self._novelty_decision(novelty, bad, age_ns) if ok else None
+            if new_range is not None:
+                decision = new_range if decision is None else min(
+                    decision, new_range, key=lambda d: (d.severity, -d.score))
             tracker = self.trackers.get(key)
             if decision is not None or tracker is not None:
                 if tracker is None:
@@ -205,13 +230,38 @@ class MetricSeriesDetection:
                               "p50": base.p50, "p90": base.p90, "p95": base.p95,
                               "p99": base.p99, "expected": base.expected,
                               "count": base.count, "unit": unit}}
-                events += [(ev, detail) for ev in tracker.observe(t, bad, decision)]
+                if new_range is not None:
+                    detail["novelty"] = novelty
+                events += [(ev, detail) for ev in tracker.observe(
+                    t, bad, decision, decisive=new_range is not None)]
             shift = self.shifts.setdefault(key, LevelShiftTracker(cfg.level_shift)).update(
                 t, z, float(base.transform.forward(v)) - base.center)
             if shift is not None:
                 det.reanchor(shift.anchor_ns)
         det.learn_one(t, v)
         return events
+
+    def _novelty_score(self, key: str, t_ns: int, value: float) -> float:
+        """The sample's novelty in [0, 1] (0 with the novelty signal off)."""
+        if not self.config.novelty.enabled:
+            return 0.0
+        stream = self.novelty.get(key)
+        if stream is None:
+            stream = self.novelty[key] = NoveltyStream(self.novelty_config)
+        return stream.update(t_ns, value)
+
+    def _novelty_decision(
+        self, novelty: float, bad: float, age_ns: int
+    ) -> SeverityDecision | None:
+        """A value beyond its history's range (and unusual for its hour, in a series old
+        enough to have a history): the gate's severity, reported as the top of the series'
+        history (p100)."""
+        gate = self.config.novelty
+        if (not gate.enabled or novelty < gate.threshold or bad < gate.min_z
+                or age_ns < gate.min_history_s * 1e9):
+            return None
+        return SeverityDecision(Severity(gate.severity), bad, gate.threshold, 100.0, "novelty",
+                                100.0)
 
     def _record_score(self, key: str, hour: int, bad: float, eligible: bool) -> None:
         hours = self._scores.setdefault(key, {})
@@ -239,12 +289,14 @@ class MetricSeriesDetection:
             self._saved_trackers[key] = mark
             det = self.detectors[key]
             from_hour = self._dirty.pop(key, None)
+            stream = self.novelty.get(key) if from_hour is not None else None
             out.append(SeriesSnapshot(
                 key, self.service_of[key], self.metric_of[key], det.transform,
                 det.folded(from_hour) if from_hour is not None else [], det.clock_hour,
                 det.pending_values(), det.first_seen_ns, det.anchor_ns,
                 self.last_sample_ns.get(key, 0), t_dict, s_dict,
-                sorted(self._scores.pop(key, {}).values(), key=lambda s: s.hour)))
+                sorted(self._scores.pop(key, {}).values(), key=lambda s: s.hour),
+                None if stream is None else stream.to_bytes()))
         return out
 
     def remark(self, snaps: Iterable[SeriesSnapshot]) -> None:
@@ -273,6 +325,12 @@ class MetricSeriesDetection:
                                                          self.step_s)
         if snap.shift is not None:
             self.shifts[key] = LevelShiftTracker.from_dict(cfg.level_shift, snap.shift)
+        if snap.novelty is not None and cfg.novelty.enabled:
+            try:
+                self.novelty[key] = NoveltyStream.from_bytes(self.novelty_config, snap.novelty)
+            except ValueError as exc:  # saved by another version or config: start afresh
+                log.warning("metric series %s: novelty state not restored (%s); it restarts "
+                            "empty and scores again after its warm-up", key, exc)
         self._saved_trackers[key] = json.dumps([snap.tracker, snap.shift], sort_keys=True)
 
     def _new_detector(self, key: str, transform: Transform) -> MetricDetector:

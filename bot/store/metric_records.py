@@ -58,6 +58,7 @@ class MetricStateRow:
     pending: list[float]
     tracker: dict[str, Any] | None
     shift: dict[str, Any] | None
+    novelty: bytes | None = None  # NoveltyStream state; None on save keeps the stored one
 
 
 class MetricRecordsMixin(Connected):
@@ -112,12 +113,18 @@ class MetricRecordsMixin(Connected):
                   r.agg.m2, r.agg.min, r.agg.max, r.agg.hist_blob()) for r in aggregates],
             )
             await db.executemany(
-                "INSERT OR REPLACE INTO metric_state (series_id, transform, first_seen_ns,"
-                " anchor_ns, last_sample_ns, clock_hour, pending, tracker, shift, updated_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO metric_state (series_id, transform, first_seen_ns, anchor_ns,"
+                " last_sample_ns, clock_hour, pending, tracker, shift, novelty, updated_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(series_id) DO UPDATE SET"
+                " transform = excluded.transform, first_seen_ns = excluded.first_seen_ns,"
+                " anchor_ns = excluded.anchor_ns, last_sample_ns = excluded.last_sample_ns,"
+                " clock_hour = excluded.clock_hour, pending = excluded.pending,"
+                " tracker = excluded.tracker, shift = excluded.shift,"
+                " novelty = coalesce(excluded.novelty, metric_state.novelty),"
+                " updated_ns = excluded.updated_ns",
                 [(s.series_id, s.transform.value, s.first_seen_ns, s.anchor_ns, s.last_sample_ns,
                   s.clock_hour, np.asarray(s.pending, "<f8").tobytes() if s.pending else None,
-                  _json(s.tracker), _json(s.shift), now_ns) for s in states],
+                  _json(s.tracker), _json(s.shift), s.novelty, now_ns) for s in states],
             )
 
     async def load_metric_aggregates(
@@ -133,12 +140,13 @@ class MetricRecordsMixin(Connected):
     async def load_metric_states(self) -> list[MetricStateRow]:
         rows = await self._all(
             "SELECT series_id, transform, first_seen_ns, anchor_ns, last_sample_ns, clock_hour,"
-            " pending, tracker, shift FROM metric_state ORDER BY series_id")
+            " pending, tracker, shift, novelty FROM metric_state ORDER BY series_id")
         return [
             MetricStateRow(
                 int(r[0]), Transform(r[1]), _int(r[2]), _int(r[3]), int(r[4]), _int(r[5]),
                 np.frombuffer(r[6], "<f8").tolist() if r[6] else [],
                 json.loads(r[7]) if r[7] else None, json.loads(r[8]) if r[8] else None,
+                bytes(r[9]) if r[9] is not None else None,
             )
             for r in rows
         ]

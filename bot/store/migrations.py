@@ -242,5 +242,11 @@ CREATE TABLE metric_state (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# v5: each metric series' novelty scorer (detectors.novelty_stream), saved with its
+# detector state so a restart keeps the range of the series' whole history.
+_V5 = """
+ALTER TABLE metric_state ADD COLUMN novelty BLOB;  -- NoveltyStream.to_bytes()
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
