@@ -26,7 +26,9 @@ BAD_CLAIM = GOOD.replace("CPU is low at 0.5%", "high CPU usage")
 async def ask(graph: Any, question: str = "why is pg-pool.connect slow?",
               thread: dict[str, Any] | None = None, config: dict[str, Any] | None = None
               ) -> dict[str, Any]:
-    return await graph.ainvoke(turn_input(question, thread or THREAD, NOW_NS), config or CFG)
+    answer: dict[str, Any] = await graph.ainvoke(
+        turn_input(question, thread or THREAD, NOW_NS), config or CFG)
+    return answer
 
 
 def test_graph_shape_snapshot() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -213,7 +214,7 @@ def test_a_restored_irregular_series_continues_too() -> None:
     ts[3000:] += 5 * 365 * DAY_NS
     ts[3500:] -= 3 * HOUR_NS
     values = 1e6 + np.cumsum(rng.normal(0, 1, 4000))
-    long_spread = NoveltyConfig(**{**_fields(SHORT), "spread_window_s": 2.5 * 86400.0})
+    long_spread = replace(SHORT, spread_window_s=2.5 * 86400.0)
     cuts = [0, 1, 5, 700, 1500, 2999, 3000, 3001, 3500, 3999]
     for config in (SHORT, long_spread):
         _resumed(ts, values, config, cuts)
@@ -234,11 +235,11 @@ def test_restoring_under_another_config_is_refused_with_the_fields_named() -> No
     ts, values = _daily(50)
     for t, v in zip(ts, values, strict=True):
         stream.update(int(t), float(v))
-    other = NoveltyConfig(**{**_fields(SHORT), "hold_s": 1.0})
+    other = replace(SHORT, hold_s=1.0)
     mismatch = r"another NoveltyConfig \(hold_s saved 18000.0, given 1.0"
     with pytest.raises(ValueError, match=mismatch):
         NoveltyStream.from_bytes(other, stream.to_bytes())
-    same = NoveltyConfig(**{**_fields(SHORT), "history_s": 172800})  # an int equal to the float
+    same = replace(SHORT, history_s=172800)  # an int equal to the float
     restored = NoveltyStream.from_bytes(same, stream.to_bytes())
     assert restored.update(int(ts[-1] + FIVE_MIN_NS), 99.0) == stream.update(
         int(ts[-1] + FIVE_MIN_NS), 99.0
@@ -283,10 +284,6 @@ def test_a_non_finite_value_is_refused_and_leaves_the_state_as_it_was() -> None:
         assert stream.update(int(t), float(v)) == twin.update(int(t), float(v))
     with pytest.raises(ValueError, match="finite value"):
         NoveltyStream(SHORT).update(int(ts[0]), np.nan)  # also on an empty stream
-
-
-def _fields(config: NoveltyConfig) -> dict[str, float | int]:
-    return {k: getattr(config, k) for k in config.__dataclass_fields__}
 
 
 def _recrc(body: bytes) -> bytes:

@@ -38,7 +38,7 @@ def _packed_and_general(
     monkeypatch.setattr(_group_order, "CHUNK", CHUNK)
     config = ScoringConfig(min_tail_count=5, min_window_count=2)
     general_chunks = []
-    bits = _window_keys.ordered_bits
+    bits = _group_order.ordered_bits
 
     def counting(values: np.ndarray, n_bits: int) -> np.ndarray:
         general_chunks.append(values.size)

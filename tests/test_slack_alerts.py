@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ async def harness(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[SlackH
         yield h
 
 
-def _top_level(standin: SlackStandIn) -> list[dict[str, object]]:
+def _top_level(standin: SlackStandIn) -> list[dict[str, Any]]:
     return [m for m in standin.posted() if "thread_ts" not in m]
 
 

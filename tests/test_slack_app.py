@@ -34,7 +34,7 @@ async def harness(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[SlackH
 
 
 def _mention(text: str, ts: str = "1700000100.000100") -> dict[str, object]:
-    event = slack_payload("test_events__valid_event_body")["event"]
+    event: dict[str, object] = slack_payload("test_events__valid_event_body")["event"]
     event.update(text=f"<@U0OPSBOT> {text}", user=USER, channel="C0ALERTS", ts=ts, event_ts=ts)
     return event
 

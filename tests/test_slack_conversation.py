@@ -13,7 +13,7 @@ from tests.slack_standin import SlackStandIn
 
 def _message(text: str, ts: str, thread_ts: str | None = None,
              channel: str = "C0ALERTS", channel_type: str = "channel") -> dict[str, object]:
-    event = slack_payload("test_message__message_body")["event"]
+    event: dict[str, object] = slack_payload("test_message__message_body")["event"]
     event.update(text=text, user=USER, ts=ts, event_ts=ts, channel=channel,
                  channel_type=channel_type)
     if thread_ts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ REACTION_BODY = "test_events__valid_reaction_added_body"
 
 
 def _reaction(name: str, ts: str, user: str = USER, added: bool = True) -> dict[str, object]:
-    event = slack_payload("test_events__valid_reaction_added_body")["event"]
+    event: dict[str, Any] = slack_payload("test_events__valid_reaction_added_body")["event"]
     event.update(reaction=name, user=user, type="reaction_added" if added else "reaction_removed")
     event["item"].update(channel="C0ALERTS", ts=ts)
     return event

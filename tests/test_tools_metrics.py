@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,8 +42,10 @@ def _ctx(path: Path, url: str | None, now_ns: int) -> ToolContext:
                        now_ns=now_ns)
 
 
-def _up_series() -> list[dict[str, object]]:
-    return json.loads(shared_path("prometheus", "prometheus-api-client", UP).read_text())
+def _up_series() -> list[dict[str, Any]]:
+    series: list[dict[str, Any]] = json.loads(
+        shared_path("prometheus", "prometheus-api-client", UP).read_text())
+    return series
 
 
 def test_parse_real_envelopes() -> None:
@@ -76,8 +79,8 @@ def test_templates_escape_the_service_and_reject_unknown_metrics() -> None:
 
 async def test_metrics_from_a_real_range_answer(tmp_path: Path) -> None:
     series = _up_series()
-    job = str(series[2]["metric"]["job"])  # type: ignore[index]
-    values = np.array([[float(t), float(v)] for t, v in series[2]["values"]])  # type: ignore[index]
+    job = str(series[2]["metric"]["job"])
+    values = np.array([[float(t), float(v)] for t, v in series[2]["values"]])
     at = float(values[540, 0])
     with QueryRangeStandIn() as prom:
         prom.script.body = wrap_matrix([series[2]])

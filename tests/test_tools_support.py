@@ -11,6 +11,7 @@ import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.ingest.pipeline import pipeline_for
 from bot.settings import Settings, load_settings
@@ -37,7 +38,7 @@ class SimStore:
     simulator: Simulator
 
 
-def settings_for(db: Path, **overrides: object) -> Settings:
+def settings_for(db: Path, **overrides: Any) -> Settings:
     return load_settings(db_path=db, simulator_seed=SEED,
                          simulator_requests_per_minute=int(RPM), **overrides)
 
