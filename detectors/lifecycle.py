@@ -131,9 +131,12 @@ class AnomalyTracker:
         ]
         self.recent = (self.recent + [_Recent(t_ns, decision)])[-self.config.open_n :]
         hits = [(r.t_ns, r.decision) for r in self.recent if r.decision is not None]
-        enough = len(hits) >= self.config.open_k or (decisive and decision is not None)
-        if enough and t_ns >= self.cooldown_until_ns:
+        if t_ns < self.cooldown_until_ns:
+            return events
+        if len(hits) >= self.config.open_k:
             events.append(self._open(t_ns, hits, exemplars))
+        elif decisive and decision is not None:  # it alone opened it: it is the start
+            events.append(self._open(t_ns, [(t_ns, decision)], exemplars))
         return events
 
     def tick(self, now_ns: int) -> list[AnomalyEvent]:

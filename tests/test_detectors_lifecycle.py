@@ -42,7 +42,8 @@ def test_a_decisive_window_opens_at_once_but_not_in_a_cooldown() -> None:
     tr = AnomalyTracker("cpu{host=a}", CFG, 60)
     feed(tr, 0, 5.0, Severity.SEV4)
     (ev,) = tr.observe(1 * M, 3.0, hit(3.0, Severity.SEV3), decisive=True)
-    assert ev.kind == "opened" and ev.anomaly.opened_ns == 0  # the earlier hit counts too
+    # it opened the anomaly by itself, so it is the start (the SEV4 before it is noise)
+    assert ev.kind == "opened" and ev.anomaly.opened_ns == 1 * M
     assert ev.anomaly.severity == Severity.SEV3
     assert tr.observe(2 * M, 0.0, None, decisive=True) == []  # no decision: nothing to open
     tr2 = AnomalyTracker("cpu{host=b}", CFG, 60)
@@ -52,6 +53,11 @@ def test_a_decisive_window_opens_at_once_but_not_in_a_cooldown() -> None:
     assert [e.kind for e in resolved] == ["resolved"] and tr2.state == "cooldown"
     in_cooldown = resolved[0].t_ns + M
     assert tr2.observe(in_cooldown, 9.0, hit(9.0), decisive=True) == []
+    tr3 = AnomalyTracker("cpu{host=c}", CFG, 60)  # enough hits anyway: the k-of-n start
+    feed(tr3, 0, 5.0, Severity.SEV4)
+    feed(tr3, 1, 5.0, Severity.SEV4)
+    (ev,) = tr3.observe(2 * M, 9.0, hit(9.0, Severity.SEV2), decisive=True)
+    assert ev.anomaly.opened_ns == 0 and ev.anomaly.severity == Severity.SEV2
 
 
 def test_missing_windows_count_as_quiet() -> None:
