@@ -184,7 +184,8 @@ def score_windows(
     first = lo // window_ns
     n_windows = hi // window_ns - first + 1
     packed = _packed_order(d, k, start, window_ns, first, n_windows, table)
-    if packed is None:
+    if packed is None:  # the fast path refuses out-of-range keys: name them here
+        _check_key_range(k, len(table))
         code, logd = _codes_and_logs(d, k, start, window_ns, first, n_windows, table)
         codes, group, counts = dense_groups(code)
         order = GroupOrder.of(logd, group, codes.size, spare=code)  # codes dead: keys go there
@@ -206,6 +207,16 @@ def score_windows(
         score=score,
         group=group,
     )
+
+
+def _check_key_range(k: IntArray, n_keys: int) -> None:
+    lo, hi = _min_max(k)
+    if lo < 0 or hi >= n_keys:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"score_windows: key index {bad} has no row in the baseline table (rows 0.."
+            f"{n_keys - 1}); build the table with one baseline (or None) per key index"
+        )
 
 
 def _min_max(a: IntArray) -> tuple[int, int]:

@@ -310,6 +310,6 @@ def test_packed_path_sends_a_key_outside_the_table_to_the_general_path() -> None
         assert scoring._packed_order(
             np.ones(6), keys, starts, 60 * S, NOW // (60 * S), 1, table
         ) is None
-    with pytest.raises(IndexError):  # as before: the general path's table lookup refuses it
+    with pytest.raises(ValueError, match="no row in the baseline table"):  # named, not wrapped
         score_windows(np.ones(6), np.array([0, 1, len(table), 0, 1, 0]), starts, table,
                       ScoringConfig())

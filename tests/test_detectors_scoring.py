@@ -214,3 +214,15 @@ def test_unknown_latency_model_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="latency_model"):
         BaselineConfig(latency_model="median")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [-1, 5, 2**62])
+def test_a_key_index_without_a_table_row_is_refused_by_name(table: BaselineTable, bad: int) -> None:
+    # -1 used to score against the last row, and a huge index could wrap onto another key
+    keys = np.array([0, 1, bad, 1], dtype=np.int64)
+    starts = np.full(4, NOW, dtype=np.int64)
+    with pytest.raises(ValueError, match=f"key index {bad} has no row in the baseline table"):
+        score_windows(np.ones(4), keys, starts, table, ScoringConfig())
+    with_nan = np.array([1.0, np.nan, 1.0, 1.0])  # NaN takes the general path: the same check
+    with pytest.raises(ValueError, match="no row in the baseline table"):
+        score_windows(with_nan, keys, starts, table, ScoringConfig())
