@@ -171,28 +171,68 @@ class OpsbotStreamDetector:
 @dataclass(frozen=True, slots=True)
 class OpsbotMetricDetector:
     """What `opsbot run` does with a metric series, row by row: the engine's
-    `MetricSeriesDetection` (hour-of-week z path, severity floors, the novelty gate,
-    lifecycle with cooldowns) on its default config. Scores are 1.0 on the rows where an
-    anomaly opens and 0 elsewhere: the product's own alert decisions, so the harness's
-    threshold sweep has nothing to tune. The step (one sample per series per step, what
-    the Prometheus poller asks for) is the file's median sampling interval, as if polled
-    at that step. `config` None means `DetectorConfig()`."""
+    `MetricSeriesDetection` (hour-of-week z path, severity thresholds, the novelty gate,
+    lifecycle with cooldowns) on its default config, with the engine's nightly
+    recalculation of the series' severity thresholds from its own score histograms (at
+    `recalc_hour_utc`, over the baseline window; floors until it has the history).
+    Scores are 1.0 on the rows where an anomaly opens and 0 elsewhere: the product's own
+    alert decisions, so the harness's threshold sweep has nothing to tune. The step (one
+    sample per series per step, what the Prometheus poller asks for) is the file's median
+    sampling interval, as if polled at that step. `config` None means `DetectorConfig()`."""
 
     name: str = "opsbot_metric"
     config: Any = None
+    recalc_hour_utc: int = 3  # the engine's default (OPSBOT_RECALC_HOUR_UTC)
 
     def score_series(self, timestamps_ns: IntArray, values: FloatArray) -> FloatArray:
-        from bot.detection.metric_series import MetricPoint, MetricSeriesDetection
+        from bot.detection.metric_series import MetricPoint, MetricSeriesDetection, series_name
         from detectors.config import DetectorConfig
 
         ts = np.asarray(timestamps_ns, dtype=np.int64)
         step_s = max(1, round(float(np.median(np.diff(ts))) / 1e9)) if ts.size > 1 else 60
         config = DetectorConfig() if self.config is None else self.config
         detection = MetricSeriesDetection(config, step_s=step_s)
+        nightly = _NightlyRecalc(detection, series_name("nab_value", {}), self.recalc_hour_utc)
         out = np.zeros(len(values), dtype=np.float64)
         rows = zip(ts.tolist(), np.asarray(values).tolist(), strict=True)
         for i, (t, x) in enumerate(rows):
+            nightly.maybe_run(t)
             events = detection.observe([MetricPoint("nab_value", {}, t, x)])
             if any(ev.kind == "opened" for ev, _ in events):
                 out[i] = 1.0
         return out
+
+
+class _NightlyRecalc:
+    """The engine's nightly step for one series, without a store: the score histograms the
+    engine would have saved (`snapshots`), summed over the baseline window, through
+    `compute_thresholds` exactly as `bot.detection.recalc` does."""
+
+    def __init__(self, detection: Any, key: str, hour_utc: int) -> None:
+        self.detection, self.key, self.hour_utc = detection, key, hour_utc
+        self.hists: dict[int, Any] = {}  # hour since the epoch -> histogram of badness
+        self.last_day: int | None = None
+
+    def maybe_run(self, now_ns: int) -> None:
+        from bot.detection.score_hist import scores_from_hist
+        from detectors.severity import compute_thresholds
+
+        day, hour = now_ns // _DAY_NS, (now_ns // _HOUR_NS) % 24
+        if self.last_day is None:
+            self.last_day = day  # the engine starts its count on its first step
+        if hour < self.hour_utc or day <= self.last_day:
+            return
+        self.last_day = day
+        for snap in self.detection.snapshots():
+            for sc in snap.scores:
+                self.hists[sc.hour] = self.hists.get(sc.hour, 0) + sc.hist
+        cfg = self.detection.config
+        first_hour = (day - cfg.baseline.window_days) * 24
+        window = [h for hour_, h in self.hists.items() if hour_ >= first_hour]
+        values = scores_from_hist(sum(window)) if window else np.zeros(0)
+        self.detection.thresholds[self.key] = compute_thresholds(
+            values, cfg.severity, "up", cfg.scoring.max_z)
+
+
+_HOUR_NS = 3600 * 10**9
+_DAY_NS = 24 * _HOUR_NS
