@@ -18,7 +18,7 @@ import pytest
 
 from bot.detection.engine import DetectionEngine
 from bot.detection.metrics_poller import MetricsPoller, parse_queries
-from bot.simulator import MINUTE_NS, Simulator, make_incident
+from bot.simulator import HOUR_NS, MINUTE_NS, Simulator, TrafficModel, make_incident
 from bot.simulator.metrics import CPU_PERCENT, MEMORY_MB, MetricSample, render_exposition
 from bot.store import SqliteStore
 from detectors.config import BaselineConfig, DetectorConfig
@@ -63,7 +63,11 @@ async def test_scraped_incident_is_polled_detected_and_persisted(tmp_path: Path)
         pytest.skip("the prometheus binary is not installed (apt-get install -y prometheus)")
     now = time.time_ns() // MINUTE_NS * MINUTE_NS  # the live minute
     incident = make_incident("cpu_saturation", now - 20 * MINUTE_NS, 60 * MINUTE_NS)
-    sim = Simulator(42, incidents=[incident])
+    # the simulated clock reads 15:00 at `now` whatever the real hour: six hours of history
+    # cannot hold a daily cycle, and at some hours its slope alone would open an anomaly on
+    # the young global baseline before the incident (the test then failed by time of day)
+    phase = TrafficModel(utc_offset_hours=(15 * HOUR_NS - now % (24 * HOUR_NS)) / HOUR_NS)
+    sim = Simulator(42, incidents=[incident], traffic=phase)
     history = [s for chunk in sim.replay(now - HISTORY_MIN * MINUTE_NS, HISTORY_MIN * MINUTE_NS,
                                          60 * MINUTE_NS)
                for s in chunk.metrics if s.name in RESOURCE]
