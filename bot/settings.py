@@ -129,11 +129,11 @@ class Settings(BaseSettings):
     novelty_threshold: float = Field(
         0.02, gt=0, le=1, description="... when its novelty score reaches this (0..1)")
     novelty_min_z: float = Field(
-        3.0, ge=0, description="... and its hour-of-week z (warm baseline) reaches this")
+        4.0, ge=0, description="... and its hour-of-week z (warm baseline) reaches this")
     novelty_severity: int = Field(
         3, ge=1, le=5, description="... with this severity (or the z path's, if higher)")
     novelty_min_history_s: float = Field(
-        2 * 86400.0, ge=0, description="... once the series is at least this old")
+        3 * 86400.0, ge=0, description="... once the series is at least this old")
     grouping_max_hops: int = Field(
         2, ge=0, description="anomalies at most this many call-graph hops apart form an incident")
     grouping_overlap_slack_s: float = Field(

@@ -241,10 +241,10 @@ class NoveltyGateConfig:
     # score = e / (1 + e), e = excess over the past range in units of that range: 0.02
     # is a value 2% of its history's range beyond it (NAB: 65.4 / 61.8 at 0.02 fixed)
     threshold: float = 0.02
-    min_z: float = 3.0  # the SEV5 score floor: unusual for its hour as well
+    min_z: float = 4.0  # the SEV4 score floor: clearly unusual for its hour as well
     severity: int = 3
     # a range is a history only once the series has one: no novelty opens before this age
-    min_history_s: float = 2 * DAY_S
+    min_history_s: float = 3 * DAY_S
 
     def __post_init__(self) -> None:
         _check("novelty_threshold", self.threshold, 1e-9, 1.0)

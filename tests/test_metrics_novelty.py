@@ -54,7 +54,7 @@ def test_one_value_beyond_the_history_opens_at_once_and_only_with_the_signal_on(
     assert detail["novelty"] >= NoveltyGateConfig().threshold
     # the z path's own decision is stronger here (SEV1 by its floor), so it sets the severity
     assert ev.anomaly.trigger.score >= NoveltyGateConfig().min_z
-    mild = _series(5, {spike: 45.0})  # beyond the range, but only a SEV4-sized z
+    mild = _series(5, {spike: 55.0})  # beyond the range, with a z of about 4.5 (SEV4)
     assert _opened(mild, DetectorConfig()) == [(spike, "novelty")]
     off = replace(DetectorConfig(), novelty=NoveltyGateConfig(enabled=False))
     assert _opened(points, off) == [] and _opened(mild, off) == []  # the z path needs 3 of 5
