@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     lifecycle_cooldown_s: float = Field(
         1800.0, ge=0, description="no re-open of the same key for this long after a resolve")
     novelty_enabled: bool = Field(
-        True, description="metric series: a value beyond its own history's range opens at once")
+        False, description="metric series: a value beyond its own history's range opens at once")
     novelty_threshold: float = Field(
         0.02, gt=0, le=1, description="... when its novelty score reaches this (0..1)")
     novelty_min_z: float = Field(

@@ -24,6 +24,7 @@ MIN_NS = 60 * 10**9
 T0 = 1_704_067_200 * 10**9  # 2024-01-01 00:00 UTC
 LABELS = {"service": "api"}
 KEY = series_name("queue_depth", LABELS)
+ON = replace(DetectorConfig(), novelty=NoveltyGateConfig(enabled=True))  # off by default
 
 
 def _series(days: int, spikes: dict[int, float], seed: int = 3) -> list[MetricPoint]:
@@ -46,7 +47,7 @@ def _opened(points: list[MetricPoint], config: DetectorConfig) -> list[tuple[int
 def test_one_value_beyond_the_history_opens_at_once_and_only_with_the_signal_on() -> None:
     spike = 4 * 1440 + 600  # day 5, 10:00: baselines warm, history four days long
     points = _series(5, {spike: 120.0})
-    det = MetricSeriesDetection(DetectorConfig())
+    det = MetricSeriesDetection(ON)
     events = det.observe(points)
     opened = [(e, d) for e, d in events if e.kind == "opened"]
     assert [(e.t_ns - T0) // MIN_NS for e, _ in opened] == [spike]  # one sample opens it
@@ -55,8 +56,9 @@ def test_one_value_beyond_the_history_opens_at_once_and_only_with_the_signal_on(
     # the z path's own decision is stronger here (SEV1 by its floor), so it sets the severity
     assert ev.anomaly.trigger.score >= NoveltyGateConfig().min_z
     mild = _series(5, {spike: 55.0})  # beyond the range, with a z of about 4.5 (SEV4)
-    assert _opened(mild, DetectorConfig()) == [(spike, "novelty")]
-    off = replace(DetectorConfig(), novelty=NoveltyGateConfig(enabled=False))
+    assert _opened(mild, ON) == [(spike, "novelty")]
+    off = DetectorConfig()  # the default: the gate is off
+    assert not off.novelty.enabled
     assert _opened(points, off) == [] and _opened(mild, off) == []  # the z path needs 3 of 5
     assert KEY in det.novelty
 
@@ -64,20 +66,20 @@ def test_one_value_beyond_the_history_opens_at_once_and_only_with_the_signal_on(
 def test_a_young_series_stays_quiet_however_new_its_values() -> None:
     # on day 1 every value is new to the series, but its z baseline is still cold
     points = _series(1, {300: 200.0, 900: -90.0})
-    assert _opened(points, DetectorConfig()) == []
+    assert _opened(points, ON) == []
 
 
 def test_the_gate_needs_the_hour_of_week_z_too() -> None:
     spike = 4 * 1440 + 600
     points = _series(5, {spike: 120.0})
-    strict = replace(DetectorConfig(), novelty=NoveltyGateConfig(min_z=1e6))
+    strict = replace(DetectorConfig(), novelty=NoveltyGateConfig(enabled=True, min_z=1e6))
     assert (spike, "novelty") not in _opened(points, strict)
 
 
 async def _run(db: Path, points: list[MetricPoint], restart_at: int | None) -> None:
     store = SqliteStore(db)
     await store.open()
-    engine = DetectionEngine(store)
+    engine = DetectionEngine(store, ON)
     await engine.start()
     for i in range(0, len(points), 720):
         engine.feed_metrics(points[i : i + 720])
@@ -87,7 +89,7 @@ async def _run(db: Path, points: list[MetricPoint], restart_at: int | None) -> N
             await store.close()
             store = SqliteStore(db)
             await store.open()
-            engine = DetectionEngine(store)
+            engine = DetectionEngine(store, ON)
             await engine.start()
     await engine.close()
     await store.close()
@@ -120,7 +122,7 @@ async def test_the_novelty_state_survives_a_restart(
     async with SqliteStore(tmp_path / "restart.db") as store:
         (state,) = await store.load_metric_states()
     assert state.novelty is not None
-    fresh = NoveltyStream(MetricSeriesDetection(DetectorConfig()).novelty_config)
+    fresh = NoveltyStream(MetricSeriesDetection(ON).novelty_config)
     for t, v, _ in straight:
         fresh.update(t, v)
     assert state.novelty == fresh.to_bytes()

@@ -23,7 +23,7 @@ from bench.nab import (
     score_alerts,
 )
 from bench.nab.harness import run_nab_eval
-from bench.nab.opsbot import OpsbotMetricDetector
+from bench.nab.opsbot import OpsbotMetricDetector, with_novelty_gate
 from bench.nab.published import published_scores
 from bench.nab.report import render_table
 from bench.nab.sweep import normalise
@@ -144,15 +144,18 @@ def test_the_leaders_published_results_are_summed_over_the_files_present(
 def test_the_engines_own_metric_path_beats_the_windowed_gaussian_on_the_real_corpus(
     corpus_files: list[NabFile],
 ) -> None:
-    """opsbot_metric is what `opsbot run` alerts on a metric series (z path + novelty gate
-    + lifecycle): its 0/1 decisions, scored as they are."""
+    """opsbot_metric is what `opsbot run` alerts on a metric series (z path + lifecycle; the
+    novelty gate when enabled): its 0/1 decisions, scored as they are."""
     labels = [f.labels for f in corpus_files]
     ours = [OpsbotMetricDetector().score_series(f.timestamps_ns, f.values) for f in corpus_files]
     assert all(set(np.unique(s).tolist()) <= {0.0, 1.0} for s in ours)
     theirs = [
         WindowedGaussianDetector().score_series(f.timestamps_ns, f.values) for f in corpus_files
     ]
+    gated = [with_novelty_gate().score_series(f.timestamps_ns, f.values) for f in corpus_files]
     for profile in (STANDARD, REWARD_LOW_FP):
         a = optimise_threshold(ours, labels, profile)
         b = optimise_threshold(theirs, labels, profile).score
         assert a.threshold == 1.0 and a.score > b + 10, (profile.name, a.score, b)
+        c = optimise_threshold(gated, labels, profile)  # the novelty gate finds more windows
+        assert c.score > a.score + 5, (profile.name, c.score, a.score)

@@ -35,7 +35,7 @@ from bench.nab import (
     sweep,
 )
 from bench.nab.corpus import window_rows
-from bench.nab.opsbot import OpsbotMetricDetector, OpsbotStreamDetector
+from bench.nab.opsbot import OpsbotStreamDetector, with_novelty_gate
 from bench.nab.scoring import probation_length, scaled_sigmoid
 from tests.conftest import shared_path
 from tests.nab_support import FIVE_MIN_NS, T0_NS, daily_series
@@ -199,7 +199,7 @@ def _detectors() -> list[SeriesDetector]:
         OpsbotDetector(),
         OpsbotNoveltyDetector(),
         OpsbotStreamDetector(),
-        OpsbotMetricDetector(),
+        with_novelty_gate(),  # the gate on: one sample beyond its range opens
     ]
 
 
@@ -212,7 +212,7 @@ _DETECTOR_IDS = [
     "opsbot_zscore",
     "opsbot_novelty",
     "opsbot_stream",
-    "opsbot_metric",
+    "opsbot_metric_novelty",
 ]
 
 

@@ -22,6 +22,7 @@ from bench.nab.opsbot import (
     OpsbotMetricDetector,
     OpsbotNoveltyDetector,
     OpsbotStreamDetector,
+    with_novelty_gate,
 )
 from bench.nab.protocol import SeriesDetector, checked_scores
 from bench.nab.reference import (
@@ -81,6 +82,7 @@ def default_detectors() -> list[SeriesDetector]:
         OpsbotNoveltyDetector(),
         OpsbotStreamDetector(),
         OpsbotMetricDetector(),
+        with_novelty_gate(),
         OpsbotDetector(),
         WindowedGaussianDetector(),
         HourOfWeekZScoreDetector(),

@@ -7,7 +7,8 @@
   through `detectors.novelty_stream.NoveltyStream`, as the product watches a series;
   its scores equal "opsbot"'s exactly, so its row shows the streaming path's cost.
 - `OpsbotMetricDetector` ("opsbot_metric"): the engine's whole metric-series path
-  (`bot.detection.metric_series`), the alerts `opsbot run` would open.
+  (`bot.detection.metric_series`), the alerts `opsbot run` would open; and
+  "opsbot_metric_novelty", the same with the novelty gate on (`with_novelty_gate`).
 - `OpsbotDetector` ("opsbot_zscore"): the streaming baseline z of
   `detectors.score_series`, the engine's per-sample path, kept for comparison.
 
@@ -33,6 +34,7 @@ __all__ = [
     "OpsbotMetricDetector",
     "OpsbotNoveltyDetector",
     "OpsbotStreamDetector",
+    "with_novelty_gate",
     "z_to_unit",
 ]
 
@@ -178,7 +180,8 @@ class OpsbotMetricDetector:
     Scores are 1.0 on the rows where an anomaly opens and 0 elsewhere: the product's own
     alert decisions, so the harness's threshold sweep has nothing to tune. The step (one
     sample per series per step, what the Prometheus poller asks for) is the file's median
-    sampling interval, as if polled at that step. `config` None means `DetectorConfig()`."""
+    sampling interval, as if polled at that step. `config` None means `DetectorConfig()`
+    (the novelty gate off, its default); `with_novelty_gate` is the same with it on."""
 
     name: str = "opsbot_metric"
     config: Any = None
@@ -201,6 +204,16 @@ class OpsbotMetricDetector:
             if any(ev.kind == "opened" for ev, _ in events):
                 out[i] = 1.0
         return out
+
+
+def with_novelty_gate() -> OpsbotMetricDetector:
+    """"opsbot_metric_novelty": the engine's metric path with OPSBOT_NOVELTY_ENABLED=true."""
+    from dataclasses import replace
+
+    from detectors.config import DetectorConfig, NoveltyGateConfig
+
+    config = replace(DetectorConfig(), novelty=NoveltyGateConfig(enabled=True))
+    return OpsbotMetricDetector(name="opsbot_metric_novelty", config=config)
 
 
 class _NightlyRecalc:
