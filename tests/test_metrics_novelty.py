@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.detection.engine import DetectionEngine
 from bot.detection.metric_series import MetricPoint, MetricSeriesDetection, series_name
 from bot.store import SqliteStore
 from bot.store.metric_records import MetricSeriesSeen, MetricStateRow
 from detectors.config import DetectorConfig, NoveltyGateConfig
 from detectors.novelty_stream import NoveltyStream
 from detectors.transforms import Transform
+from tests.test_metrics_persist import _chunks, _run
 
 MIN_NS = 60 * 10**9
 T0 = 1_704_067_200 * 10**9  # 2024-01-01 00:00 UTC
@@ -76,25 +76,6 @@ def test_the_gate_needs_the_hour_of_week_z_too() -> None:
     assert (spike, "novelty") not in _opened(points, strict)
 
 
-async def _run(db: Path, points: list[MetricPoint], restart_at: int | None) -> None:
-    store = SqliteStore(db)
-    await store.open()
-    engine = DetectionEngine(store, ON)
-    await engine.start()
-    for i in range(0, len(points), 720):
-        engine.feed_metrics(points[i : i + 720])
-        await engine.advance()
-        if restart_at is not None and i == restart_at:
-            await engine.close()
-            await store.close()
-            store = SqliteStore(db)
-            await store.open()
-            engine = DetectionEngine(store, ON)
-            await engine.start()
-    await engine.close()
-    await store.close()
-
-
 @pytest.fixture
 def novelty_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float, float]]:
     calls: list[tuple[int, float, float]] = []
@@ -113,12 +94,14 @@ async def test_the_novelty_state_survives_a_restart(
     tmp_path: Path, novelty_calls: list[tuple[int, float, float]]
 ) -> None:
     points = _series(3, {2 * 1440 + 700: 150.0})
-    await _run(tmp_path / "straight.db", points, None)
+    chunks = list(_chunks(points, 720))
+    await _run(tmp_path / "straight.db", chunks, None, ON)
     straight = list(novelty_calls)
     novelty_calls.clear()
-    await _run(tmp_path / "restart.db", points, restart_at=5 * 720)  # day 2, 12:00
-    assert novelty_calls == straight  # every score equal, the restored stream included
-    assert max(s for _, _, s in straight) > 0
+    await _run(tmp_path / "restart.db", chunks, 3, ON)  # restarts at day 2, 00:00
+    assert novelty_calls == straight  # every score equal, the restored stream's included
+    after = points[4 * 720].ts_ns
+    assert max(s for t, _, s in straight if t >= after) > 0  # the spike, after the restart
     async with SqliteStore(tmp_path / "restart.db") as store:
         (state,) = await store.load_metric_states()
     assert state.novelty is not None

@@ -219,7 +219,7 @@ def with_novelty_gate() -> OpsbotMetricDetector:
 class _NightlyRecalc:
     """The engine's nightly step for one series, without a store: the score histograms the
     engine would have saved (`snapshots`), summed over the baseline window, through
-    `compute_thresholds` exactly as `bot.detection.recalc` does."""
+    `bot.detection.recalc.thresholds_from_hist`, as the engine's recalculation does."""
 
     def __init__(self, detection: Any, key: str, hour_utc: int) -> None:
         self.detection, self.key, self.hour_utc = detection, key, hour_utc
@@ -227,10 +227,10 @@ class _NightlyRecalc:
         self.last_day: int | None = None
 
     def maybe_run(self, now_ns: int) -> None:
-        from bot.detection.score_hist import scores_from_hist
-        from detectors.severity import compute_thresholds
+        from bot.detection.recalc import thresholds_from_hist
+        from detectors.buckets import DAY_NS, HOUR_NS
 
-        day, hour = now_ns // _DAY_NS, (now_ns // _HOUR_NS) % 24
+        day, hour = now_ns // DAY_NS, (now_ns // HOUR_NS) % 24
         if self.last_day is None:
             self.last_day = day  # the engine starts its count on its first step
         if hour < self.hour_utc or day <= self.last_day:
@@ -242,10 +242,5 @@ class _NightlyRecalc:
         cfg = self.detection.config
         first_hour = (day - cfg.baseline.window_days) * 24
         window = [h for hour_, h in self.hists.items() if hour_ >= first_hour]
-        values = scores_from_hist(sum(window)) if window else np.zeros(0)
-        self.detection.thresholds[self.key] = compute_thresholds(
-            values, cfg.severity, "up", cfg.scoring.max_z)
-
-
-_HOUR_NS = 3600 * 10**9
-_DAY_NS = 24 * _HOUR_NS
+        self.detection.thresholds[self.key] = thresholds_from_hist(
+            sum(window) if window else None, cfg)

@@ -104,12 +104,18 @@ async def compute_all(
         totals[r.series_id] = totals.get(r.series_id, np.zeros(N_SCORE_BINS, np.int64)) + r.hist
     out: dict[str, SeverityThresholds] = {}
     for i, (sid, name) in enumerate(sorted(ids.items())):
-        hist = totals.get(sid)
-        values = scores_from_hist(hist) if hist is not None else np.zeros(0)
-        out[name] = compute_thresholds(values, config.severity, "up", config.scoring.max_z)
+        out[name] = thresholds_from_hist(totals.get(sid), config)
         if progress is not None:
             progress(i + 1, len(ids))
     return out
+
+
+def thresholds_from_hist(hist: np.ndarray | None, config: DetectorConfig) -> SeverityThresholds:
+    """A series' thresholds from its score histogram summed over the baseline window (the
+    floors without one). The histograms hold badness already turned by the series'
+    direction, so the thresholds are computed "up"."""
+    values = scores_from_hist(hist) if hist is not None else np.zeros(0)
+    return compute_thresholds(values, config.severity, "up", config.scoring.max_z)
 
 
 async def save(store: SqliteStore, new: Mapping[str, SeverityThresholds], now_ns: int) -> None:
@@ -125,7 +131,7 @@ async def dry_run(
     new: Mapping[str, SeverityThresholds],
 ) -> ThresholdDiff:
     """Alert diff on the last 7 days: stored thresholds (floors when none) vs `new`."""
-    default = compute_thresholds([], config.severity, "up", config.scoring.max_z)
+    default = thresholds_from_hist(None, config)
     stored = await store.load_thresholds()
     old = {name: (SeverityThresholds.from_dict(stored[sid][0]) if sid in stored else default)
            for name, sid in keys.items()}
